@@ -1,0 +1,2 @@
+#include <cstdio>
+int main() { std::puts("chat4all " CHAT4ALL_VERSION); }

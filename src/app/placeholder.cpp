@@ -1,0 +1,1 @@
+int chat4all_app_placeholder = 0;

@@ -1,0 +1,31 @@
+#pragma once
+// Real-time event fan-out between the pipeline and connected clients. Adapters:
+// inproc_fanout (embedded), redis_fanout (cluster, Redis pub/sub).
+// Delivery is best-effort and at-most-once: clients recover gaps with `resume` from the store.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace chat4all {
+
+class fanout {
+ public:
+  // Called on an adapter thread; must not block. Keep work small (post elsewhere).
+  using handler = std::function<void(std::string_view channel, std::string_view payload)>;
+
+  // Unsubscribes when destroyed.
+  class subscription {
+   public:
+    virtual ~subscription() = default;
+  };
+
+  virtual ~fanout() = default;
+  // Publishes `payload` to every subscriber of `channel` (e.g. "user:42"). Thread-safe,
+  // non-blocking; per channel, subscribers see payloads in publish order.
+  virtual void publish(std::string channel, std::string payload) = 0;
+  virtual std::unique_ptr<subscription> subscribe(std::string channel, handler h) = 0;
+};
+
+}  // namespace chat4all
