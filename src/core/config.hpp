@@ -1,0 +1,77 @@
+#pragma once
+// Configuration structs. Only app/ loads and validates them (TOML file, then CHAT4ALL_*
+// environment overrides, then command-line flags); every other module receives the part it
+// needs through its constructor. Defaults here are the embedded default.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace chat4all {
+
+struct server_config {
+  std::string listen = "127.0.0.1:8080";  // host:port
+  int threads = 1;                        // I/O threads (0 = one per core)
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_body_bytes = 256 * 1024;          // default per route
+  std::size_t max_batch_body_bytes = 40 * 1024 * 1024;  // POST /v1/messages:batch
+  int read_timeout_s = 30;                           // whole request must arrive within
+  int idle_timeout_s = 75;                           // keep-alive idle connection
+  int max_connections = 20000;
+  int shutdown_grace_s = 10;  // SIGTERM: time to drain in-flight requests
+};
+
+struct storage_config {
+  std::string data_dir = "./var/data";
+  std::string sqlite_synchronous = "normal";  // "normal" | "full"
+  int worker_threads = 4;                      // blocking store work runs here
+  int busy_timeout_ms = 5000;
+};
+
+struct log_config {
+  std::size_t segment_bytes = 64 * 1024 * 1024;
+  std::size_t max_batch_records = 8192;  // group commit: records per fsync at most
+  bool fsync = true;                     // false only for benchmarks of the non-durable path
+};
+
+struct auth_config {
+  std::string jwt_secret;  // empty: generated once and kept in <data_dir>/jwt.secret
+  std::string issuer = "chat4all";
+  int access_ttl_s = 900;
+  int refresh_ttl_s = 30 * 24 * 3600;
+  bool allow_registration = true;
+  std::uint64_t argon2_opslimit = 2;                  // libsodium OPSLIMIT_INTERACTIVE
+  std::size_t argon2_memlimit_kib = 64 * 1024;        // libsodium MEMLIMIT_INTERACTIVE
+  std::size_t token_cache_entries = 100000;
+};
+
+struct limits_config {
+  int group_max_members = 100;
+  std::size_t message_max_bytes = 64 * 1024;  // text content, UTF-8 bytes
+  int batch_max_messages = 500;
+  int page_max = 100;
+};
+
+struct router_config {
+  int batch_size = 2000;  // log entries per store transaction at most
+  int poll_wait_ms = 50;
+};
+
+struct logging_config {
+  std::string level = "info";  // trace | debug | info | warn | error
+  std::string format = "json";  // json | text
+};
+
+struct config {
+  std::string role = "all";  // all | api | router
+  bool seed_demo_users = false;
+  server_config server;
+  storage_config storage;
+  log_config log;
+  auth_config auth;
+  limits_config limits;
+  router_config router;
+  logging_config logging;
+};
+
+}  // namespace chat4all
