@@ -1,0 +1,77 @@
+#include "domain/inflight_messages.hpp"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace chat4all {
+namespace asio = boost::asio;
+
+inflight_messages::claim inflight_messages::try_claim(const uuid& id, std::uint64_t hash) {
+  std::lock_guard lock(mu_);
+  if (auto it = map_.find(id); it != map_.end())
+    return it->second.hash == hash ? claim::same : claim::conflict;
+  if (map_.size() >= max_) return claim::full;
+  map_[id].hash = hash;
+  return claim::fresh;
+}
+
+asio::awaitable<inflight_messages::outcome> inflight_messages::wait(const uuid& id) {
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(outcome)>(
+      [this, id](auto handler) {
+        std::unique_lock lock(mu_);
+        auto it = map_.find(id);
+        if (it == map_.end() || it->second.durable) {
+          const outcome o = it == map_.end() ? outcome::gone : outcome::durable;
+          lock.unlock();
+          auto ex = asio::get_associated_executor(handler);
+          asio::post(ex, [h = std::move(handler), o]() mutable { std::move(h)(o); });
+          return;
+        }
+        asio::any_io_executor ex = asio::get_associated_executor(handler);
+        it->second.waiters.push_back({std::move(ex), std::move(handler)});
+      },
+      asio::use_awaitable);
+}
+
+void inflight_messages::finish(const uuid& id, bool ok) {
+  std::vector<waiter> waiters;
+  {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(id);
+    if (it == map_.end()) return;
+    waiters.swap(it->second.waiters);
+    if (ok && !it->second.stored)
+      it->second.durable = true;
+    else
+      map_.erase(it);
+  }
+  const outcome o = ok ? outcome::durable : outcome::failed;
+  for (auto& w : waiters) {
+    asio::post(w.ex, [h = std::move(w.handler), o]() mutable { std::move(h)(o); });
+  }
+}
+
+void inflight_messages::durable(const uuid& id) { finish(id, true); }
+void inflight_messages::abandon(const uuid& id) { finish(id, false); }
+
+void inflight_messages::stored(const std::vector<uuid>& ids) {
+  std::lock_guard lock(mu_);
+  for (const auto& id : ids) {
+    auto it = map_.find(id);
+    if (it == map_.end()) continue;
+    // A durable entry has no waiters left (they were completed by durable()).
+    if (it->second.durable)
+      map_.erase(it);
+    else
+      it->second.stored = true;
+  }
+}
+
+std::size_t inflight_messages::size() const {
+  std::lock_guard lock(mu_);
+  return map_.size();
+}
+
+}  // namespace chat4all

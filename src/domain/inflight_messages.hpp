@@ -1,0 +1,57 @@
+#pragma once
+// Message ids that were accepted (or are being appended) but are not in the store yet.
+// This is what makes concurrent retries of one message_id produce exactly one message and
+// lets a retry with different content get 409 even before the router stored the first.
+// Bounded: when `max` ids are in flight, new claims are refused (the caller answers 503).
+// Thread-safe.
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "core/ids.hpp"
+
+namespace chat4all {
+
+class inflight_messages {
+ public:
+  explicit inflight_messages(std::size_t max) : max_(max) {}
+
+  enum class claim { fresh, same, conflict, full };
+  // fresh: the caller now owns the id and must call durable() or abandon().
+  // same: another request with the same content owns it; await its outcome with wait().
+  claim try_claim(const uuid& id, std::uint64_t hash);
+  enum class outcome { durable, failed, gone };
+  // Waits for the owner of `id` to finish. `gone`: the id is no longer tracked (stored by
+  // the router, or abandoned before this call) and the caller must look again.
+  boost::asio::awaitable<outcome> wait(const uuid& id);
+  void durable(const uuid& id);
+  void abandon(const uuid& id);
+  // The router stored these ids: the store answers for them from now on.
+  void stored(const std::vector<uuid>& ids);
+  std::size_t size() const;
+
+ private:
+  struct waiter {
+    boost::asio::any_io_executor ex;  // where the waiting coroutine resumes
+    boost::asio::any_completion_handler<void(outcome)> handler;
+  };
+  struct entry {
+    std::uint64_t hash = 0;
+    bool durable = false;
+    bool stored = false;  // the router stored it before the owner saw its append complete
+    std::vector<waiter> waiters;
+  };
+  void finish(const uuid& id, bool ok);
+
+  mutable std::mutex mu_;
+  std::unordered_map<uuid, entry, uuid_hash> map_;
+  std::size_t max_;
+};
+
+}  // namespace chat4all

@@ -1,0 +1,80 @@
+#include "domain/message_codec.hpp"
+
+#include <boost/json.hpp>
+
+#include "core/clock.hpp"
+#include "core/crypto.hpp"
+
+namespace chat4all {
+namespace json = boost::json;
+
+std::string encode_log_record(const accepted_message& m) {
+  json::object o;
+  o["v"] = 1;
+  o["id"] = m.message_id.str();
+  o["c"] = m.conversation;
+  o["s"] = m.sender;
+  o["p"] = m.payload_json;
+  json::array ch;
+  for (const auto& c : m.channels) ch.emplace_back(c);
+  o["ch"] = std::move(ch);
+  o["t"] = m.accepted_at;
+  o["h"] = m.content_hash;
+  if (!m.traceparent.empty()) o["tp"] = m.traceparent;
+  return json::serialize(o);
+}
+
+result<accepted_message> decode_log_record(std::string_view bytes) {
+  boost::system::error_code ec;
+  auto v = json::parse(bytes, ec);
+  if (ec || !v.is_object()) return error{errc::invalid_input, "log record is not a JSON object"};
+  const auto& o = v.get_object();
+  try {
+    accepted_message m;
+    auto id = uuid::parse(o.at("id").as_string());
+    if (!id) return error{errc::invalid_input, "log record has a bad message id"};
+    m.message_id = *id;
+    m.conversation = o.at("c").to_number<std::int64_t>();
+    m.sender = o.at("s").to_number<std::int64_t>();
+    m.payload_json = std::string(o.at("p").as_string());
+    for (const auto& c : o.at("ch").as_array()) m.channels.emplace_back(c.as_string());
+    m.accepted_at = o.at("t").to_number<std::int64_t>();
+    m.content_hash = o.at("h").to_number<std::uint64_t>();
+    if (auto it = o.find("tp"); it != o.end()) m.traceparent = std::string(it->value().as_string());
+    return m;
+  } catch (const std::exception& e) {
+    return error{errc::invalid_input, std::string("log record field error: ") + e.what()};
+  }
+}
+
+std::string message_json(const message& m) {
+  json::object o;
+  o["message_id"] = m.message_id.str();
+  o["conversation_id"] = m.conversation;
+  o["seq"] = m.seq;
+  o["sender_id"] = m.sender;
+  if (!m.sender_username.empty()) o["sender_username"] = m.sender_username;
+  boost::system::error_code ec;
+  auto payload = json::parse(m.payload_json, ec);
+  o["payload"] = ec ? json::value(m.payload_json) : std::move(payload);
+  json::array ch;
+  for (const auto& c : m.channels) ch.emplace_back(c);
+  o["channels"] = std::move(ch);
+  o["status"] = to_string(m.status);
+  o["created_at"] = format_rfc3339(m.created_at);
+  return json::serialize(o);
+}
+
+std::uint64_t content_hash(conversation_id conv, std::string_view payload_json,
+                           const std::vector<std::string>& channels) {
+  std::string buf = std::to_string(conv);
+  buf.push_back('\n');
+  buf.append(payload_json);
+  for (const auto& c : channels) {
+    buf.push_back('\n');
+    buf.append(c);
+  }
+  return crypto::hash64(buf);
+}
+
+}  // namespace chat4all

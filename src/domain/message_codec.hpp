@@ -1,0 +1,23 @@
+#pragma once
+// Encoding of accepted messages as event-log records and of real-time events.
+// The log format is versioned JSON so that old records stay readable after upgrades.
+
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "domain/entities.hpp"
+
+namespace chat4all {
+
+std::string encode_log_record(const accepted_message& m);
+// errc::invalid_input for a record that cannot be decoded (a poison record).
+result<accepted_message> decode_log_record(std::string_view bytes);
+
+// The public JSON object of a stored message (API responses and message.created events).
+std::string message_json(const message& m);
+// Content hash used for idempotency: covers conversation, payload and channels.
+std::uint64_t content_hash(conversation_id conv, std::string_view payload_json,
+                           const std::vector<std::string>& channels);
+
+}  // namespace chat4all
