@@ -1,0 +1,633 @@
+"""End-to-end harness: start the real chat4all binary, talk to it over HTTP.
+
+Standard library only. Used by every tests/e2e/test_*.py suite.
+
+    srv = Server(); srv.start()
+    api = Api(srv)
+    uid, token, refresh = register_user(api, "alice")
+    r = api.post("/v1/messages", json={...}, token=token)
+    status, headers, body = r          # a Resp unpacks to a 3-tuple
+    srv.stop()                          # SIGTERM, asserts exit code 0
+
+Environment:
+    CHAT4ALL_BIN             path to the chat4all binary (ctest sets it)
+    CHAT4ALL_E2E_KEEP=1      keep the temporary data dirs and logs
+    CHAT4ALL_E2E_LOG_LEVEL   server log level (default "warn")
+    Any CHAT4ALL_* variable already in the environment is passed to the server too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import hashlib
+import hmac
+import http.client
+import json as jsonlib
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+import uuid
+import weakref
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The JWT secret every test server runs with, so tests can forge and expire tokens.
+TEST_SECRET = "chat4all-e2e-test-secret-0123456789-abcdefghij"
+DEFAULT_PASSWORD = "correct-horse-battery"
+
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+
+
+def binary_path() -> str:
+    p = os.environ.get("CHAT4ALL_BIN")
+    if not p:
+        p = os.path.normpath(os.path.join(HERE, "..", "..", "build", "chat4all"))
+    if not os.path.isfile(p) or not os.access(p, os.X_OK):
+        raise RuntimeError(f"chat4all binary not found at {p!r}; set CHAT4ALL_BIN")
+    return p
+
+
+def free_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def new_id() -> str:
+    """A fresh message_id (UUID v4 text)."""
+    return str(uuid.uuid4())
+
+
+def unique_name(prefix: str = "u") -> str:
+    prefix = "".join(c for c in prefix if c.isalnum() or c in "_.-")[:30] or "u"
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate()` until it returns a truthy value (returned) or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}; last value: {last!r}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------------------------
+# The server process
+# --------------------------------------------------------------------------------------------
+
+_live_servers: "weakref.WeakSet[Server]" = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers():
+    for s in list(_live_servers):
+        try:
+            s.kill9()
+        except Exception:
+            pass
+        s.cleanup()
+
+
+class Server:
+    """One chat4all process; the data dir and port survive stop()/kill9()/start()."""
+
+    def __init__(self, env: dict | None = None, args: list[str] | None = None, name: str = "server"):
+        self.bin = binary_path()
+        self.tmp = tempfile.mkdtemp(prefix=f"chat4all-e2e-{name}-")
+        self.data_dir = os.path.join(self.tmp, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.log_path = os.path.join(self.tmp, "server.log")
+        self.port = free_port()
+        self.extra_env = dict(env or {})
+        self.extra_args = list(args or [])
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.secret = self.extra_env.get("CHAT4ALL_AUTH_JWT_SECRET", TEST_SECRET)
+        _live_servers.add(self)
+
+    # -- environment -------------------------------------------------------------------------
+    def env(self) -> dict:
+        e = dict(os.environ)
+        e.update({
+            "CHAT4ALL_AUTH_JWT_SECRET": TEST_SECRET,
+            "CHAT4ALL_AUTH_ARGON2_OPSLIMIT": "1",
+            "CHAT4ALL_AUTH_ARGON2_MEMLIMIT_KIB": "8192",
+            "CHAT4ALL_LOGGING_LEVEL": os.environ.get("CHAT4ALL_E2E_LOG_LEVEL", "warn"),
+        })
+        e.update(self.extra_env)
+        return e
+
+    @property
+    def base(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, timeout: float = 30.0):
+        assert not self.running(), "server already running"
+        for attempt in range(2):
+            self._spawn()
+            try:
+                self.wait_healthy(timeout)
+                return self
+            except AssertionError:
+                exited = self.proc.poll() is not None
+                if attempt == 0 and exited and "in use" in self.log_tail(30).lower():
+                    self.port = free_port()  # someone took our port while we were down
+                    continue
+                if not exited:
+                    self.kill9()
+                raise
+        return self
+
+    def _spawn(self):
+        self.starts += 1
+        with open(self.log_path, "ab") as f:
+            f.write(f"\n===== e2e: start #{self.starts} on port {self.port} =====\n".encode())
+        log = open(self.log_path, "ab")
+        cmd = [self.bin, "serve", "--listen", self.base, "--data-dir", self.data_dir, *self.extra_args]
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.env(), start_new_session=True)
+        finally:
+            log.close()
+
+    def wait_healthy(self, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with code {self.proc.returncode} during startup\n"
+                                     + self.log_tail(60))
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/healthz")
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status == 200:
+                    return
+                last = f"HTTP {r.status}"
+            except TRANSPORT_ERRORS as e:
+                last = repr(e)
+            time.sleep(0.05)
+        raise AssertionError(f"server not healthy after {timeout}s (last: {last})\n" + self.log_tail(60))
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM; asserts a clean exit (code 0) within `timeout`."""
+        if not self.running():
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            raise AssertionError(f"server did not exit within {timeout}s of SIGTERM\n" + self.log_tail(60))
+        if rc != 0:
+            raise AssertionError(f"server exited with code {rc} after SIGTERM (expected 0)\n" + self.log_tail(60))
+        return rc
+
+    def kill9(self):
+        if self.running():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(15)
+
+    def restart(self, hard: bool = False):
+        if hard:
+            self.kill9()
+        else:
+            self.stop()
+        return self.start()
+
+    def cleanup(self):
+        if self.running():
+            self.kill9()
+        if os.environ.get("CHAT4ALL_E2E_KEEP"):
+            return
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- CLI ---------------------------------------------------------------------------------
+    def cli(self, *args: str, stdin: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run([self.bin, *args], input=stdin, capture_output=True, text=True,
+                              env=self.env(), timeout=timeout)
+
+    # -- logs --------------------------------------------------------------------------------
+    def log_size(self) -> int:
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_tail(self, lines: int = 100, since: int = 0) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                data = f.read().decode("utf-8", "replace")
+        except OSError:
+            return "(no server log)"
+        tail = data.splitlines()[-lines:]
+        return f"--- server log {self.log_path} (last {len(tail)} lines) ---\n" + "\n".join(tail)
+
+    # -- tokens ------------------------------------------------------------------------------
+    def forge(self, claims: dict, **kw) -> str:
+        return forge_jwt(claims, kw.pop("secret", self.secret), **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP client
+# --------------------------------------------------------------------------------------------
+
+
+class Resp:
+    """status, headers (case-insensitive .get), json (parsed or None), raw bytes."""
+    __slots__ = ("status", "headers", "json", "raw")
+
+    def __init__(self, status, headers, raw):
+        self.status = status
+        self.headers = headers
+        self.raw = raw
+        try:
+            self.json = jsonlib.loads(raw) if raw else None
+        except ValueError:
+            self.json = None
+
+    def __iter__(self):
+        return iter((self.status, self.headers, self.json))
+
+    @property
+    def code(self):
+        """error.code of an error body, else None."""
+        if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
+            return self.json["error"].get("code")
+        return None
+
+    def __repr__(self):
+        body = self.raw[:400].decode("utf-8", "replace") if self.raw else ""
+        return f"<HTTP {self.status} {body}>"
+
+
+class Api:
+    """A tiny JSON client: one keep-alive connection per thread."""
+
+    def __init__(self, server: Server, timeout: float = 30.0):
+        self.server = server
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _conn(self, fresh: bool = False):
+        c = getattr(self._local, "conn", None)
+        if c is not None and (fresh or self._local.port != self.server.port):
+            c.close()
+            c = None
+        if c is None:
+            c = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=self.timeout)
+            self._local.conn = c
+            self._local.port = self.server.port
+            self._local.used = False
+        return c
+
+    def close(self):
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    def request(self, method: str, path: str, json=None, token: str | None = None, headers: dict | None = None,
+                raw_body: bytes | None = None, content_type: str | None = None, retry: bool = True,
+                timeout: float | None = None, form: dict | None = None) -> Resp:
+        h = {}
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            h["Content-Type"] = "application/json"
+        elif form is not None:
+            body = urllib.parse.urlencode(form).encode()
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        elif raw_body is not None:
+            body = raw_body if isinstance(raw_body, bytes) else raw_body.encode()
+            h["Content-Type"] = "application/json"
+        if content_type is not None:
+            h["Content-Type"] = content_type
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        if headers:
+            h.update(headers)
+        h = {k: v for k, v in h.items() if v is not None}
+        if method in ("POST", "PUT", "PATCH") and body is None:
+            body = b""
+        for attempt in range(2):
+            conn = self._conn()
+            reused = self._local.used
+            try:
+                if timeout is not None:
+                    conn.timeout = timeout
+                    if conn.sock is not None:
+                        conn.sock.settimeout(timeout)
+                conn.request(method, path, body=body, headers=h)
+                r = conn.getresponse()
+                raw = r.read()
+                self._local.used = True
+                if r.will_close:
+                    self.close()
+                if r.status == 429:
+                    raise AssertionError(f"{method} {path}: HTTP 429 (rate limited) - the e2e suites need "
+                                         "rate limits disabled/raised; set the CHAT4ALL_* override in the env")
+                return Resp(r.status, r.headers, raw)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ConnectionAbortedError):
+                self.close()
+                if retry and reused and attempt == 0:
+                    continue  # the server closed an idle keep-alive connection: try once more
+                raise
+            except BaseException:
+                self.close()
+                raise
+            finally:
+                if timeout is not None and getattr(self._local, "conn", None) is not None:
+                    self._local.conn.timeout = self.timeout
+        raise AssertionError("unreachable")
+
+    def get(self, path, **kw) -> Resp:
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json=None, **kw) -> Resp:
+        return self.request("POST", path, json=json, **kw)
+
+
+def raw_request(server: Server, head: bytes, body: bytes = b"", timeout: float = 30.0,
+                chunk: int = 64 * 1024):
+    """Send a hand-built request (head + body) on a new socket. Before each chunk it checks
+    whether the server has already answered (an early 413/431 followed by a close), stops sending
+    then, and reads the response. Returns a Resp, or None when the connection was closed without
+    any response."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    try:
+        data = memoryview(head + body) if len(body) <= (1 << 20) else None
+        pieces = [memoryview(head + body)] if data is not None else [memoryview(head), memoryview(body)]
+        stop = False
+        for mv in pieces:
+            off = 0
+            while off < len(mv) and not stop:
+                readable, writable, _ = select.select([s], [s], [], timeout)
+                if readable:
+                    stop = True  # the server answered before reading everything
+                    break
+                if not writable:
+                    raise TimeoutError(f"could not send the request body within {timeout}s")
+                try:
+                    off += s.send(mv[off:off + chunk])
+                except (BrokenPipeError, ConnectionResetError):
+                    stop = True
+            if stop:
+                break
+        try:
+            resp = http.client.HTTPResponse(s, method=head.split(b" ", 1)[0].decode())
+            resp.begin()
+            raw = resp.read()
+            return Resp(resp.status, resp.headers, raw)
+        except (http.client.RemoteDisconnected, http.client.BadStatusLine, http.client.IncompleteRead,
+                ConnectionResetError):
+            return None
+    finally:
+        s.close()
+
+
+def build_head(method: str, path: str, headers: dict) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+# --------------------------------------------------------------------------------------------
+# Domain helpers
+# --------------------------------------------------------------------------------------------
+
+
+def register_user(api: Api, name: str | None = None, password: str = DEFAULT_PASSWORD):
+    """Registers a fresh user (name made unique) and logs in: (user_id, access_token, refresh_token)."""
+    username = unique_name(name or "user")
+    r = api.post("/auth/register", json={"username": username, "password": password})
+    assert r.status == 201, f"register {username}: {r!r}"
+    uid = r.json["user_id"]
+    r = api.post("/auth/token", json={"username": username, "password": password})
+    assert r.status == 200, f"token {username}: {r!r}"
+    return uid, r.json["access_token"], r.json["refresh_token"]
+
+
+class User:
+    """Convenience bundle for tests: u.id, u.token, u.refresh, u.name."""
+
+    def __init__(self, api: Api, name: str = "user", password: str = DEFAULT_PASSWORD):
+        self.name = unique_name(name)
+        self.password = password
+        r = api.post("/auth/register", json={"username": self.name, "password": password})
+        assert r.status == 201, f"register {self.name}: {r!r}"
+        self.id = r.json["user_id"]
+        r = api.post("/auth/token", json={"username": self.name, "password": password})
+        assert r.status == 200, f"token {self.name}: {r!r}"
+        self.token = r.json["access_token"]
+        self.refresh = r.json["refresh_token"]
+
+    def __repr__(self):
+        return f"<User {self.name} #{self.id}>"
+
+
+def create_conversation(api: Api, token: str, member_ids, type_: str = "group", name: str | None = None,
+                        expect=(200, 201)) -> dict:
+    body = {"type": type_, "member_ids": list(member_ids)}
+    if name is not None:
+        body["name"] = name
+    r = api.post("/v1/conversations", json=body, token=token)
+    assert r.status in expect, f"create conversation {body}: {r!r}"
+    return r.json
+
+
+def text_message(conv_id: int, content: str, message_id: str | None = None, channels=None) -> dict:
+    m = {"message_id": message_id or new_id(), "conversation_id": conv_id,
+         "payload": {"type": "text", "content": content}}
+    if channels is not None:
+        m["channels"] = channels
+    return m
+
+
+def send_text(api: Api, token: str, conv_id: int, content: str, message_id: str | None = None,
+              channels=None, expect: int = 202) -> str:
+    m = text_message(conv_id, content, message_id, channels)
+    r = api.post("/v1/messages", json=m, token=token)
+    assert r.status == expect, f"send {m['message_id']}: {r!r}"
+    return m["message_id"]
+
+
+def history_all(api: Api, token: str, conv_id: int, page: int = 100) -> list[dict]:
+    """Every stored message of a conversation, oldest first, by after_seq paging.
+    Asserts the paging invariants on the way (ascending, strictly increasing, has_more honest)."""
+    out: list[dict] = []
+    after = 0
+    for _ in range(100000):
+        r = api.get(f"/v1/conversations/{conv_id}/messages?after_seq={after}&limit={page}", token=token)
+        assert r.status == 200, f"history {conv_id} after {after}: {r!r}"
+        msgs = r.json["messages"]
+        for m in msgs:
+            assert m["seq"] > after, f"after_seq={after} returned seq {m['seq']} (not strictly increasing)"
+            after = m["seq"]
+        out.extend(msgs)
+        if not r.json["has_more"]:
+            assert len(msgs) <= page
+            return out
+        assert msgs, f"has_more=true with an empty page after_seq={after}"
+    raise AssertionError("history paging did not terminate")
+
+
+def wait_stored(api: Api, token: str, conv_id: int, message_ids, timeout: float = 10.0) -> list[dict]:
+    """Polls history until every id in message_ids is stored; returns the full history."""
+    want = set(message_ids)
+
+    def check():
+        h = history_all(api, token, conv_id)
+        return h if want <= {m["message_id"] for m in h} else None
+
+    return wait_for(check, timeout, interval=0.1, what=f"{len(want)} messages stored in conversation {conv_id}")
+
+
+def get_message(api: Api, token: str, message_id: str) -> Resp:
+    return api.get(f"/v1/messages/{message_id}", token=token)
+
+
+def wait_status(api: Api, token: str, message_id: str, status: str, timeout: float = 10.0) -> dict:
+    def check():
+        r = get_message(api, token, message_id)
+        return r.json if r.status == 200 and r.json.get("status") == status else None
+
+    return wait_for(check, timeout, interval=0.1, what=f"message {message_id} status {status}")
+
+
+# --------------------------------------------------------------------------------------------
+# JWT
+# --------------------------------------------------------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def forge_jwt(claims: dict, secret: str = TEST_SECRET, header: dict | None = None, alg: str = "HS256") -> str:
+    """A JWT with the given claims. alg "none" gives an unsigned token."""
+    header = header or {"alg": alg, "typ": "JWT"}
+    signing_input = f"{b64url(jsonlib.dumps(header).encode())}.{b64url(jsonlib.dumps(claims).encode())}"
+    if alg == "none":
+        return signing_input + "."
+    sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(sig)}"
+
+
+def jwt_claims(token: str) -> dict:
+    return jsonlib.loads(b64url_decode(token.split(".")[1]))
+
+
+def jwt_header(token: str) -> dict:
+    return jsonlib.loads(b64url_decode(token.split(".")[0]))
+
+
+def make_token(template: str | dict, secret: str = TEST_SECRET, **overrides) -> str:
+    """A token like `template` (a real token or its claims) with fresh jti/iat and overrides."""
+    claims = dict(jwt_claims(template) if isinstance(template, str) else template)
+    now = int(time.time())
+    claims.update({"jti": str(uuid.uuid4()), "iat": now, "exp": now + 900})
+    claims.update(overrides)
+    return forge_jwt(claims, secret)
+
+
+# --------------------------------------------------------------------------------------------
+# unittest base class
+# --------------------------------------------------------------------------------------------
+
+
+class ServerTestCase(unittest.TestCase):
+    """One server per test class (setUpClass); the server log is printed when a test fails."""
+
+    server: Server = None
+    api: Api = None
+    server_env: dict = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(env=cls.server_env, name=cls.__name__)
+        try:
+            cls.server.start()
+        except BaseException:
+            sys.stderr.write(cls.server.log_tail(100) + "\n")
+            cls.server.cleanup()
+            raise
+        cls.api = Api(cls.server)
+
+    @classmethod
+    def tearDownClass(cls):
+        srv = cls.server
+        try:
+            if srv is not None and srv.running():
+                srv.stop()
+        except BaseException:
+            sys.stderr.write(srv.log_tail(100) + "\n")
+            raise
+        finally:
+            if srv is not None:
+                srv.cleanup()
+
+    def run(self, result=None):
+        if result is None:
+            result = self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        offset = self.server.log_size() if self.server else 0
+        out = super().run(result)
+        if self.server and len(result.failures) + len(result.errors) > before:
+            sys.stderr.write(f"\n[{self.id()}] failed; server output during the test:\n"
+                             + self.server.log_tail(150, since=offset) + "\n")
+        return out
+
+    # -- assertions shared by the suites -----------------------------------------------------
+    def assertError(self, r: Resp, status: int | tuple, code: str | tuple | None = None, msg: str = ""):
+        """Status (one or several allowed) and the SPEC error body with error.code."""
+        statuses = status if isinstance(status, tuple) else (status,)
+        self.assertIn(r.status, statuses, f"{msg} status: {r!r}")
+        self.assertIsNotNone(r.headers.get("X-Request-ID"), f"{msg} no X-Request-ID on {r!r}")
+        self.assertIsInstance(r.json, dict, f"{msg} error body is not a JSON object: {r!r}")
+        err = r.json.get("error")
+        self.assertIsInstance(err, dict, f"{msg} no error object: {r!r}")
+        self.assertIsInstance(err.get("code"), str, f"{msg} error.code: {r!r}")
+        self.assertIsInstance(err.get("message"), str, f"{msg} error.message: {r!r}")
+        if code is not None:
+            codes = code if isinstance(code, tuple) else (code,)
+            self.assertIn(err["code"], codes, f"{msg} error.code: {r!r}")
+        if r.status == 401:
+            self.assertTrue((r.headers.get("WWW-Authenticate") or "").startswith("Bearer"),
+                            f"{msg} 401 without WWW-Authenticate: Bearer: {r!r}")
+        if err["code"] == "invalid_input":
+            self.assertIsInstance(err.get("details"), list, f"{msg} invalid_input without details: {r!r}")
+            self.assertTrue(err["details"], f"{msg} invalid_input with empty details: {r!r}")
+            for d in err["details"]:
+                self.assertIsInstance(d.get("field"), str, f"{msg} details[].field: {r!r}")
+                self.assertIsInstance(d.get("reason"), str, f"{msg} details[].reason: {r!r}")
