@@ -1,0 +1,185 @@
+#include "core/crypto.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sodium.h>
+
+#include <array>
+#include <mutex>
+#include <stdexcept>
+
+namespace chat4all::crypto {
+namespace {
+
+constexpr char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// -1 for characters outside the base64url alphabet.
+constexpr std::array<std::int8_t, 256> make_b64url_table() {
+  std::array<std::int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(b64url_alphabet[i])] = i;
+  return t;
+}
+constexpr auto b64url_table = make_b64url_table();
+
+[[noreturn]] void openssl_failure(const char* what) {
+  throw std::runtime_error(std::string("openssl: ") + what + " failed");
+}
+
+}  // namespace
+
+void ensure_sodium() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (sodium_init() < 0) throw std::runtime_error("libsodium: sodium_init failed");
+  });
+}
+
+std::string sha256(std::string_view data) {
+  std::string out(sha256_size, '\0');
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
+                 EVP_sha256(), nullptr) != 1 ||
+      len != sha256_size)
+    openssl_failure("EVP_Digest");
+  return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  return to_hex(sha256(data));
+}
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  std::string out(sha256_size, '\0');
+  unsigned int len = 0;
+  // A zero-length key must still pass a non-null pointer.
+  static const unsigned char empty = 0;
+  const void* k = key.empty() ? static_cast<const void*>(&empty) : key.data();
+  if (HMAC(EVP_sha256(), k, static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+           reinterpret_cast<unsigned char*>(out.data()), &len) == nullptr ||
+      len != sha256_size)
+    openssl_failure("HMAC");
+  return out;
+}
+
+std::uint64_t hash64(std::string_view data) {
+  const std::string d = sha256(data);
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | static_cast<unsigned char>(d[i]);
+  return v;
+}
+
+struct sha256_stream::impl {
+  EVP_MD_CTX* ctx = nullptr;
+  impl() : ctx(EVP_MD_CTX_new()) {
+    if (ctx == nullptr) openssl_failure("EVP_MD_CTX_new");
+    reset();
+  }
+  ~impl() { EVP_MD_CTX_free(ctx); }
+  void reset() {
+    if (EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) openssl_failure("EVP_DigestInit_ex");
+  }
+};
+
+sha256_stream::sha256_stream() : impl_(std::make_unique<impl>()) {}
+sha256_stream::~sha256_stream() = default;
+sha256_stream::sha256_stream(sha256_stream&&) noexcept = default;
+sha256_stream& sha256_stream::operator=(sha256_stream&&) noexcept = default;
+
+void sha256_stream::update(std::string_view data) {
+  if (EVP_DigestUpdate(impl_->ctx, data.data(), data.size()) != 1)
+    openssl_failure("EVP_DigestUpdate");
+}
+
+std::string sha256_stream::finish() {
+  std::string out(sha256_size, '\0');
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(impl_->ctx, reinterpret_cast<unsigned char*>(out.data()), &len) != 1)
+    openssl_failure("EVP_DigestFinal_ex");
+  impl_->reset();
+  return out;
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.resize(bytes.size() * 2);
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const auto b = static_cast<unsigned char>(bytes[i]);
+    out[2 * i] = digits[b >> 4];
+    out[2 * i + 1] = digits[b & 0x0f];
+  }
+  return out;
+}
+
+std::string base64url_encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() * 4 + 2) / 3);
+  std::size_t i = 0;
+  const auto at = [&](std::size_t j) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[j]));
+  };
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const std::uint32_t v = at(i) << 16 | at(i + 1) << 8 | at(i + 2);
+    out += b64url_alphabet[v >> 18 & 63];
+    out += b64url_alphabet[v >> 12 & 63];
+    out += b64url_alphabet[v >> 6 & 63];
+    out += b64url_alphabet[v & 63];
+  }
+  const std::size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    const std::uint32_t v = at(i) << 16;
+    out += b64url_alphabet[v >> 18 & 63];
+    out += b64url_alphabet[v >> 12 & 63];
+  } else if (rest == 2) {
+    const std::uint32_t v = at(i) << 16 | at(i + 1) << 8;
+    out += b64url_alphabet[v >> 18 & 63];
+    out += b64url_alphabet[v >> 12 & 63];
+    out += b64url_alphabet[v >> 6 & 63];
+  }
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (const char c : text) {
+    const int v = b64url_table[static_cast<unsigned char>(c)];
+    if (v < 0) return std::nullopt;
+    acc = acc << 6 | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>(acc >> bits & 0xff);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  // Leftover bits must be zero, or two texts would decode to the same bytes.
+  if (acc != 0) return std::nullopt;
+  return out;
+}
+
+std::string random_bytes(std::size_t n) {
+  ensure_sodium();
+  std::string out(n, '\0');
+  if (n > 0) randombytes_buf(out.data(), n);
+  return out;
+}
+
+std::string random_token(std::size_t n) {
+  return base64url_encode(random_bytes(n));
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace chat4all::crypto
