@@ -614,6 +614,8 @@ class ServerTestCase(unittest.TestCase):
         statuses = status if isinstance(status, tuple) else (status,)
         self.assertIn(r.status, statuses, f"{msg} status: {r!r}")
         self.assertIsNotNone(r.headers.get("X-Request-ID"), f"{msg} no X-Request-ID on {r!r}")
+        self.assertTrue((r.headers.get("Content-Type") or "").startswith("application/json"),
+                        f"{msg} error Content-Type {r.headers.get('Content-Type')!r}: {r!r}")
         self.assertIsInstance(r.json, dict, f"{msg} error body is not a JSON object: {r!r}")
         err = r.json.get("error")
         self.assertIsInstance(err, dict, f"{msg} no error object: {r!r}")
