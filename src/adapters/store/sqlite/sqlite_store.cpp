@@ -1,0 +1,271 @@
+#include "adapters/store/sqlite/sqlite_store.hpp"
+
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <type_traits>
+#include <vector>
+
+#include "adapters/store/sqlite/db.hpp"
+#include "adapters/store/sqlite/ops.hpp"
+#include "core/offload.hpp"
+
+namespace chat4all {
+
+namespace {
+
+template <class T>
+struct is_result : std::false_type {};
+template <class T>
+struct is_result<result<T>> : std::true_type {};
+
+// Runs `f` and turns SQLite failures (and unexpected exceptions) into error values.
+template <class R, class F>
+R guarded(F&& f) noexcept {
+  try {
+    return f();
+  } catch (const sqlite::failure& e) {
+    return e.err();
+  } catch (const std::exception& e) {
+    return error(errc::internal, e.what());
+  }
+}
+
+}  // namespace
+
+struct sqlite_store::impl {
+  using pool_executor = asio::thread_pool::executor_type;
+
+  std::string path_;
+  sqlite::open_options reader_opts_;
+  asio::thread_pool pool_;
+  asio::strand<pool_executor> write_strand_;
+
+  std::mutex writer_mu_;  // the strand already serialises writes; the mutex makes it explicit
+  std::unique_ptr<sqlite::connection> writer_;
+
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<sqlite::connection>> idle_readers_;
+
+  impl(std::string path, const storage_config& cfg)
+      : path_(std::move(path)),
+        pool_(static_cast<std::size_t>(std::max(cfg.worker_threads, 1))),
+        write_strand_(asio::make_strand(pool_.get_executor())) {
+    reader_opts_.synchronous = cfg.sqlite_synchronous;
+    reader_opts_.busy_timeout_ms = cfg.busy_timeout_ms;
+    reader_opts_.writer = false;
+    sqlite::open_options w = reader_opts_;
+    w.writer = true;
+    try {
+      auto parent = std::filesystem::path(path_).parent_path();
+      if (!parent.empty()) std::filesystem::create_directories(parent);
+      writer_ = std::make_unique<sqlite::connection>(path_, w);
+    } catch (const std::exception& e) {
+      pool_.join();
+      throw std::runtime_error("sqlite_store: cannot open " + path_ + ": " + e.what());
+    }
+  }
+
+  ~impl() {
+    pool_.join();
+    idle_readers_.clear();
+    writer_.reset();
+  }
+
+  // A reader connection leased to one job; returned to the idle list afterwards.
+  struct reader_lease {
+    impl* owner;
+    std::unique_ptr<sqlite::connection> conn;
+    ~reader_lease() {
+      if (!conn) return;
+      std::lock_guard lk(owner->readers_mu_);
+      owner->idle_readers_.push_back(std::move(conn));
+    }
+  };
+
+  reader_lease lease_reader() {
+    {
+      std::lock_guard lk(readers_mu_);
+      if (!idle_readers_.empty()) {
+        auto c = std::move(idle_readers_.back());
+        idle_readers_.pop_back();
+        return {this, std::move(c)};
+      }
+    }
+    // At most one reader per worker thread is ever open: a job holds one lease at a time.
+    return {this, std::make_unique<sqlite::connection>(path_, reader_opts_)};
+  }
+
+  // write() and read() are deliberately not coroutines: they build the job and hand it to
+  // offload (a coroutine taking everything by value), so nothing refers to `this` from a
+  // coroutine frame of theirs.
+  // Runs f(writer) on the write strand. f returns result<T> and opens its own transaction.
+  template <class F>
+  auto write(F f) -> task<std::invoke_result_t<F&, sqlite::connection&>> {
+    using R = std::invoke_result_t<F&, sqlite::connection&>;
+    static_assert(is_result<R>::value);
+    return offload(pool_.get_executor(), [this, f = std::move(f)]() mutable -> R {
+      std::lock_guard lk(writer_mu_);
+      return guarded<R>([&]() -> R { return f(*writer_); });
+    });
+  }
+
+  // Runs f(reader) on any worker, inside one read transaction (a consistent snapshot).
+  template <class F>
+  auto read(F f) -> task<std::invoke_result_t<F&, sqlite::connection&>> {
+    using R = std::invoke_result_t<F&, sqlite::connection&>;
+    static_assert(is_result<R>::value);
+    return offload(pool_.get_executor(), [this, f = std::move(f)]() mutable -> R {
+      return guarded<R>([&]() -> R {
+        auto lease = lease_reader();
+        sqlite::transaction tx(*lease.conn, sqlite::tx_kind::read);
+        R r = f(*lease.conn);
+        tx.commit();
+        return r;
+      });
+    });
+  }
+};
+
+sqlite_store::sqlite_store(std::string db_path, storage_config cfg)
+    : impl_(std::make_unique<impl>(std::move(db_path), cfg)) {}
+
+sqlite_store::~sqlite_store() = default;
+
+task<result<int>> sqlite_store::migrate() {
+  return impl_->write(
+      [](sqlite::connection& c) -> result<int> { return sqlite::apply_migrations(c); });
+}
+
+task<result<void>> sqlite_store::ping() {
+  return impl_->read([](sqlite::connection& c) -> result<void> {
+    static constexpr const char* sql = "SELECT 1";
+    auto st = c.prepare(sql);
+    st.run();
+    return ok;
+  });
+}
+
+// ---- users ----
+
+task<result<user>> sqlite_store::create_user(std::string username, std::string password_hash,
+                                             timestamp_us now) {
+  return impl_->write([username = std::move(username), password_hash = std::move(password_hash),
+                       now](sqlite::connection& c) {
+    return sqlite::create_user(c, username, password_hash, now);
+  });
+}
+
+task<result<user>> sqlite_store::find_user_by_name(std::string username) {
+  return impl_->read([username = std::move(username)](sqlite::connection& c) {
+    return sqlite::find_user_by_name(c, username);
+  });
+}
+
+task<result<user>> sqlite_store::find_user(user_id id) {
+  return impl_->read([id](sqlite::connection& c) { return sqlite::find_user(c, id); });
+}
+
+task<result<std::vector<user_id>>> sqlite_store::existing_users(std::vector<user_id> ids) {
+  return impl_->read([ids = std::move(ids)](sqlite::connection& c) -> result<std::vector<user_id>> {
+    return sqlite::existing_users(c, ids);
+  });
+}
+
+// ---- tokens ----
+
+task<result<void>> sqlite_store::insert_refresh(refresh_token_record rec) {
+  return impl_->write(
+      [rec = std::move(rec)](sqlite::connection& c) { return sqlite::insert_refresh(c, rec); });
+}
+
+task<result<user_id>> sqlite_store::rotate_refresh(std::string old_hash,
+                                                   refresh_token_record replacement,
+                                                   timestamp_us now) {
+  return impl_->write([old_hash = std::move(old_hash), replacement = std::move(replacement),
+                       now](sqlite::connection& c) {
+    return sqlite::rotate_refresh(c, old_hash, replacement, now);
+  });
+}
+
+task<result<void>> sqlite_store::revoke_refresh(std::string token_hash) {
+  return impl_->write([token_hash = std::move(token_hash)](sqlite::connection& c) {
+    return sqlite::revoke_refresh(c, token_hash);
+  });
+}
+
+task<result<void>> sqlite_store::revoke_access(std::string jti, timestamp_us expires_at) {
+  return impl_->write([jti = std::move(jti), expires_at](sqlite::connection& c) {
+    return sqlite::revoke_access(c, jti, expires_at);
+  });
+}
+
+task<result<std::vector<std::string>>> sqlite_store::revoked_access(timestamp_us now) {
+  return impl_->read([now](sqlite::connection& c) -> result<std::vector<std::string>> {
+    return sqlite::revoked_access(c, now);
+  });
+}
+
+// ---- conversations ----
+
+task<result<conversation_store::create_outcome>> sqlite_store::create_conversation(
+    conversation_type type, std::string name, std::string description, std::vector<user_id> members,
+    timestamp_us now) {
+  return impl_->write([type, name = std::move(name), description = std::move(description),
+                       members = std::move(members), now](sqlite::connection& c) {
+    return sqlite::create_conversation(c, type, name, description, members, now);
+  });
+}
+
+task<result<conversation>> sqlite_store::find_conversation(conversation_id id) {
+  return impl_->read([id](sqlite::connection& c) { return sqlite::find_conversation(c, id); });
+}
+
+task<result<page<conversation_summary>>> sqlite_store::list_conversations(user_id user, int limit,
+                                                                          int offset) {
+  return impl_->read(
+      [user, limit, offset](sqlite::connection& c) -> result<page<conversation_summary>> {
+        return sqlite::list_conversations(c, user, limit, offset);
+      });
+}
+
+task<result<read_mark_result>> sqlite_store::mark_read(conversation_id conv, user_id member,
+                                                       std::optional<seq_t> up_to,
+                                                       timestamp_us now) {
+  return impl_->write([conv, member, up_to, now](sqlite::connection& c) {
+    return sqlite::mark_read(c, conv, member, up_to, now);
+  });
+}
+
+// ---- messages ----
+
+task<result<std::vector<message>>> sqlite_store::store_messages(std::vector<accepted_message> batch,
+                                                                timestamp_us now) {
+  return impl_->write(
+      [batch = std::move(batch), now](sqlite::connection& c) -> result<std::vector<message>> {
+        return sqlite::store_messages(c, batch, now);
+      });
+}
+
+task<result<std::vector<std::optional<std::uint64_t>>>> sqlite_store::find_content_hashes(
+    std::vector<uuid> ids) {
+  return impl_->read([ids = std::move(ids)](sqlite::connection& c)
+                         -> result<std::vector<std::optional<std::uint64_t>>> {
+    return sqlite::find_content_hashes(c, ids);
+  });
+}
+
+task<result<message_with_history>> sqlite_store::get_message(uuid id) {
+  return impl_->read([id](sqlite::connection& c) { return sqlite::get_message(c, id); });
+}
+
+task<result<history_page>> sqlite_store::history(history_query q) {
+  return impl_->read(
+      [q](sqlite::connection& c) -> result<history_page> { return sqlite::history(c, q); });
+}
+
+}  // namespace chat4all
