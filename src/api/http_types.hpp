@@ -32,6 +32,8 @@ struct request_context {
   std::vector<std::pair<std::string, std::string>> query;        // percent-decoded
   std::optional<principal> caller;  // set by the server when the route requires auth
   std::string remote_ip;
+  // From a valid W3C `traceparent` header (32 lowercase hex digits), else empty.
+  std::string trace_id;
 
   // Value of the "{name}" path segment ("" if absent).
   std::string_view param(std::string_view name) const;
@@ -42,9 +44,9 @@ struct request_context {
 using handler = std::function<boost::asio::awaitable<response>(request_context&)>;
 
 struct route_options {
-  std::string name;           // low-cardinality metric label, e.g. "POST /v1/messages"
+  std::string name;            // low-cardinality metric label, e.g. "POST /v1/messages"
   std::size_t body_limit = 0;  // bytes; 0 = server default (server_config.max_body_bytes)
-  bool auth = true;           // requires a valid Bearer access token
+  bool auth = true;            // requires a valid Bearer access token
 };
 
 // Verifies a Bearer token. Errors: unauthenticated (with api_code "token_expired",
@@ -57,6 +59,11 @@ response json_response(const request& req, http::status status, std::string body
 // The SPEC error body {"error":{"code","message","details"?}} with the status that `e.code`
 // maps to; adds WWW-Authenticate: Bearer on 401 and Retry-After on 429/503.
 response error_response(const request& req, const error& e);
+// Same, with an explicit Retry-After (seconds) for 429/503 instead of the default of 1.
+response error_response(const request& req, const error& e, int retry_after_s);
+// An error body for statuses that have no errc (405, 431, ...): {"error":{code,message}}.
+response error_response(const request& req, http::status status, std::string_view code,
+                        std::string_view message);
 http::status status_for(errc code) noexcept;
 
 }  // namespace chat4all::api
