@@ -111,6 +111,18 @@ TEST(jwt, tampered_payload_is_invalid) {
   expect_invalid(jwt::verify(bad_sig, secret, now, "chat4all"));
 }
 
+TEST(jwt, any_single_character_change_is_rejected) {
+  const std::string t = jwt::sign(sample(), secret);
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    for (const char c : std::string_view("A_-.0z=")) {
+      if (t[i] == c) continue;
+      std::string m = t;
+      m[i] = c;
+      ASSERT_FALSE(jwt::verify(m, secret, now, "chat4all")) << i << " " << c;
+    }
+  }
+}
+
 TEST(jwt, wrong_secret_is_invalid) {
   const std::string t = jwt::sign(sample(), secret);
   expect_invalid(jwt::verify(t, "another-secret-another-secret-xx", now, "chat4all"));
