@@ -74,7 +74,7 @@ constexpr const char* set_status_sql =
     "UPDATE messages SET status = ?3 WHERE conversation_id = ?1 AND seq = ?2";
 constexpr const char* add_history_sql =
     "INSERT INTO message_status_history(conversation_id, seq, n, status, channel, detail, at) "
-    "SELECT ?1, ?2, coalesce(max(n), -1) + 1, ?3, '', '', ?4 FROM message_status_history "
+    "SELECT ?1, ?2, coalesce(max(n), 1) + 1, ?3, '', '', ?4 FROM message_status_history "
     "WHERE conversation_id = ?1 AND seq = ?2";
 
 std::string private_pair_key(const std::vector<user_id>& members) {

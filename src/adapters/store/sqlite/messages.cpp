@@ -17,11 +17,9 @@ constexpr const char* conv_counter_sql =
 // any other violation (a seq collision would be a bug) still fails the batch.
 constexpr const char* insert_message_sql =
     "INSERT INTO messages(conversation_id, seq, message_id, sender_id, payload, channels, "
-    "status, content_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+    "status, content_hash, created_at, delivered_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
     "ON CONFLICT(message_id) DO NOTHING";
-constexpr const char* insert_history_sql =
-    "INSERT INTO message_status_history(conversation_id, seq, n, status, channel, detail, at) "
-    "VALUES (?1, ?2, ?3, ?4, '', '', ?5)";
 constexpr const char* update_counter_sql =
     "UPDATE conversations SET last_seq = ?2, last_activity_at = ?3 WHERE id = ?1";
 
@@ -29,7 +27,7 @@ constexpr const char* hash_by_id_sql = "SELECT content_hash FROM messages WHERE 
 
 #define CHAT4ALL_MESSAGE_COLUMNS                                                               \
   "m.message_id, m.conversation_id, m.seq, m.sender_id, coalesce(u.username, ''), m.payload, " \
-  "m.channels, m.status, m.content_hash, m.created_at "
+  "m.channels, m.status, m.content_hash, m.created_at, m.delivered_at "
 
 constexpr const char* message_by_id_sql =
     "SELECT " CHAT4ALL_MESSAGE_COLUMNS
@@ -104,7 +102,6 @@ std::vector<message> store_messages(connection& c, const std::vector<accepted_me
   // The counters of the batch's conversations are read once and written back once: inside
   // the single writer transaction nobody else can move them.
   std::unordered_map<conversation_id, counter> counters;
-  const auto accepted = static_cast<std::int64_t>(message_status::accepted);
   const auto delivered = static_cast<std::int64_t>(message_status::delivered);
 
   transaction tx(c, tx_kind::write);
@@ -136,25 +133,11 @@ std::vector<message> store_messages(connection& c, const std::vector<accepted_me
           .bind_text(6, channels)
           .bind(7, delivered)
           .bind(8, static_cast<std::int64_t>(in.content_hash))
-          .bind(9, in.accepted_at);
+          .bind(9, in.accepted_at)
+          .bind(10, now);
       st.run();
     }
     if (c.changes() == 0) continue;  // message_id already stored: idempotent skip
-
-    c.prepare(insert_history_sql)
-        .bind(1, in.conversation)
-        .bind(2, seq)
-        .bind(3, 0)
-        .bind(4, accepted)
-        .bind(5, in.accepted_at)
-        .run();
-    c.prepare(insert_history_sql)
-        .bind(1, in.conversation)
-        .bind(2, seq)
-        .bind(3, 1)
-        .bind(4, delivered)
-        .bind(5, now)
-        .run();
     k.last_seq = seq;
     k.last_activity = std::max(k.last_activity, in.accepted_at);
     k.dirty = true;
@@ -201,6 +184,9 @@ result<message_with_history> get_message(connection& c, const uuid& id) {
     st.bind_blob(1, id.raw());
     if (!st.step()) return error(errc::not_found, "message not found");
     out.msg = read_message(st);
+    // The first two events are columns of the message row (see migrations.cpp).
+    out.history.push_back({message_status::accepted, {}, {}, out.msg.created_at});
+    out.history.push_back({message_status::delivered, {}, {}, st.int64(10)});
   }
   {
     auto st = c.prepare(history_rows_sql);

@@ -1,6 +1,5 @@
 #include "adapters/store/sqlite/sqlite_store.hpp"
 
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
@@ -38,23 +37,22 @@ R guarded(F&& f) noexcept {
 }  // namespace
 
 struct sqlite_store::impl {
-  using pool_executor = asio::thread_pool::executor_type;
-
   std::string path_;
   sqlite::open_options reader_opts_;
+  // Reads run on pool_ (cfg.worker_threads); writes on one dedicated thread, so queued writes
+  // never occupy the read workers. (Not a strand on pool_: chat4all::offload in GCC 12 corrupts
+  // the reference count of a strand executor it captures; a thread_pool executor is safe.)
   asio::thread_pool pool_;
-  asio::strand<pool_executor> write_strand_;
+  asio::thread_pool writer_thread_{1};
 
-  std::mutex writer_mu_;  // the strand already serialises writes; the mutex makes it explicit
+  std::mutex writer_mu_;  // writer_thread_ already serialises writes; the mutex makes it explicit
   std::unique_ptr<sqlite::connection> writer_;
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<sqlite::connection>> idle_readers_;
 
   impl(std::string path, const storage_config& cfg)
-      : path_(std::move(path)),
-        pool_(static_cast<std::size_t>(std::max(cfg.worker_threads, 1))),
-        write_strand_(asio::make_strand(pool_.get_executor())) {
+      : path_(std::move(path)), pool_(static_cast<std::size_t>(std::max(cfg.worker_threads, 1))) {
     reader_opts_.synchronous = cfg.sqlite_synchronous;
     reader_opts_.busy_timeout_ms = cfg.busy_timeout_ms;
     reader_opts_.writer = false;
@@ -66,12 +64,14 @@ struct sqlite_store::impl {
       writer_ = std::make_unique<sqlite::connection>(path_, w);
     } catch (const std::exception& e) {
       pool_.join();
+      writer_thread_.join();
       throw std::runtime_error("sqlite_store: cannot open " + path_ + ": " + e.what());
     }
   }
 
   ~impl() {
     pool_.join();
+    writer_thread_.join();
     idle_readers_.clear();
     writer_.reset();
   }
@@ -103,12 +103,12 @@ struct sqlite_store::impl {
   // write() and read() are deliberately not coroutines: they build the job and hand it to
   // offload (a coroutine taking everything by value), so nothing refers to `this` from a
   // coroutine frame of theirs.
-  // Runs f(writer) on the write strand. f returns result<T> and opens its own transaction.
+  // Runs f(writer) on the writer thread. f returns result<T> and opens its own transaction.
   template <class F>
   auto write(F f) -> task<std::invoke_result_t<F&, sqlite::connection&>> {
     using R = std::invoke_result_t<F&, sqlite::connection&>;
     static_assert(is_result<R>::value);
-    return offload(pool_.get_executor(), [this, f = std::move(f)]() mutable -> R {
+    return offload(writer_thread_.get_executor(), [this, f = std::move(f)]() mutable -> R {
       std::lock_guard lk(writer_mu_);
       return guarded<R>([&]() -> R { return f(*writer_); });
     });

@@ -1,12 +1,13 @@
 #pragma once
 // sqlite_store: the embedded default implementation of chat4all::store on SQLite 3 (WAL).
 //
-// Threading: the store owns a thread pool of cfg.worker_threads threads; every operation runs
-// there (never on the caller's I/O thread) and resumes the awaiting coroutine on its own
-// executor. Writes go through ONE writer connection, serialised by a strand (so waiting
-// writes never occupy more than one worker) and a mutex; reads use a pool of read-only
-// connections, at most one per worker thread, and each read is one SQLite read transaction
-// (a consistent snapshot). All methods are safe to call concurrently from any thread.
+// Threading: the store owns a thread pool of cfg.worker_threads threads for reads and one
+// writer thread; every operation runs there (never on the caller's I/O thread) and resumes the
+// awaiting coroutine on its own executor. Writes go through ONE writer connection (on the
+// writer thread, under a mutex), so queued writes never occupy the read workers; reads use a
+// pool of query-only connections, at most one per worker thread, and each read is one SQLite
+// read transaction (a consistent snapshot). All methods are safe to call concurrently from
+// any thread.
 //
 // Durability: WAL with `synchronous` from cfg.sqlite_synchronous: "normal" survives a killed
 // process but may lose the last commits on power loss; "full" syncs every commit.
