@@ -507,8 +507,10 @@ class CliTest(unittest.TestCase):
             srv.stop()  # asserts exit code 0
             # Data survives a restart.
             srv.start()
-            r = Api(srv).post("/auth/token", json={"username": name, "password": DEFAULT_PASSWORD})
+            api = Api(srv)
+            r = api.post("/auth/token", json={"username": name, "password": DEFAULT_PASSWORD})
             self.assertEqual(r.status, 200, r)
+            api.close()
             srv.stop()
         finally:
             srv.cleanup()

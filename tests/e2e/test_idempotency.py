@@ -16,6 +16,7 @@ class IdempotencyTest(ServerTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.alice, cls.bob = User(cls.api, "alice"), User(cls.api, "bob")
+        cls.sentinels = set()
 
     def fresh_conversation(self):
         a, b = self.alice, self.bob
@@ -25,11 +26,12 @@ class IdempotencyTest(ServerTestCase):
         """Sends a sentinel and waits for it: seq follows acceptance order, so everything accepted
         before the sentinel is stored by then. Returns the history without the sentinel."""
         sentinel = send_text(self.api, self.alice.token, conv, "sentinel")
+        self.sentinels.add(sentinel)
         hist = wait_stored(self.api, self.alice.token, conv, [sentinel])
         self.assertEqual([m["seq"] for m in hist], list(range(1, len(hist) + 1)), "seq must be gap-free")
         ids = [m["message_id"] for m in hist]
         self.assertEqual(len(ids), len(set(ids)), f"duplicate message in history: {ids}")
-        return [m for m in hist if m["message_id"] != sentinel]
+        return [m for m in hist if m["message_id"] not in self.sentinels]
 
     def post_on_new_connection(self, body: dict, token: str, path: str = "/v1/messages") -> Resp:
         c = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
