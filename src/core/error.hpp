@@ -60,6 +60,8 @@ struct error {
 template <class T>
 class [[nodiscard]] result {
  public:
+  // Default-constructed results hold an internal error (asio's co_spawn needs the default).
+  result() : v_(std::in_place_index<1>, error{errc::internal, "no result"}) {}
   result(T v) : v_(std::in_place_index<0>, std::move(v)) {}
   result(error e) : v_(std::in_place_index<1>, std::move(e)) {}
   bool has_value() const noexcept { return v_.index() == 0; }

@@ -19,8 +19,11 @@ namespace chat4all {
 
 namespace asio = boost::asio;
 
-// co_await offload(pool_executor, [&]{ return blocking(); });
+// auto work = [...]{ return blocking(); };
+// auto r = co_await offload(pool_executor, std::move(work));
 // Exceptions thrown by `fn` are rethrown in the awaiting coroutine.
+// Pass a named lambda: g++ 12 mis-relocates a capturing lambda that is a temporary inside a
+// co_await expression (its captured std::string then points into the coroutine frame).
 template <class Executor, class F>
 asio::awaitable<std::invoke_result_t<F>> offload(Executor pool, F fn) {
   using R = std::invoke_result_t<F>;

@@ -52,9 +52,10 @@ task<result<user>> auth_service::register_user(std::string username, std::string
     co_return invalid("password", "8 to 256 characters");
   const auto ops = cfg_.argon2_opslimit;
   const auto mem = cfg_.argon2_memlimit_kib;
-  auto hash = co_await offload(blocking_, [pw = std::move(password), ops, mem] {
-    return hash_password(pw, ops, mem);
-  });
+  // A named lambda, not a temporary inside the co_await: g++ 12 relocates temporaries of
+  // a co_await expression bitwise, which breaks captured std::strings.
+  auto work = [pw = std::move(password), ops, mem] { return hash_password(pw, ops, mem); };
+  auto hash = co_await offload(blocking_, std::move(work));
   co_return co_await users_.create_user(std::move(username), std::move(hash), clock_.now_us());
 }
 
@@ -63,9 +64,10 @@ task<result<token_pair>> auth_service::login(std::string username, std::string p
   auto u = co_await users_.find_user_by_name(username);
   if (!u && u.err().code != errc::not_found) co_return std::move(u).err();
   std::string encoded = u ? u->password_hash : dummy_hash_;
-  const bool ok = co_await offload(blocking_, [pw = std::move(password), enc = std::move(encoded)] {
+  auto work = [pw = std::move(password), enc = std::move(encoded)] {
     return verify_password(pw, enc);
-  });
+  };
+  const bool ok = co_await offload(blocking_, std::move(work));
   if (!u || !ok) co_return bad_credentials();
   co_return co_await issue(u->id, crypto::random_token(16));
 }

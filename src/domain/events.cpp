@@ -21,7 +21,7 @@ json::object base(const char* type, timestamp_us ts) {
 
 std::string event_message_created(const message& m, timestamp_us ts) {
   auto o = base("message.created", ts);
-  o["message"] = json::parse(message_json(m));
+  o["message"] = message_object(m);
   return json::serialize(o);
 }
 

@@ -47,7 +47,9 @@ result<accepted_message> decode_log_record(std::string_view bytes) {
   }
 }
 
-std::string message_json(const message& m) {
+std::string message_json(const message& m) { return json::serialize(message_object(m)); }
+
+json::object message_object(const message& m) {
   json::object o;
   o["message_id"] = m.message_id.str();
   o["conversation_id"] = m.conversation;
@@ -62,7 +64,7 @@ std::string message_json(const message& m) {
   o["channels"] = std::move(ch);
   o["status"] = to_string(m.status);
   o["created_at"] = format_rfc3339(m.created_at);
-  return json::serialize(o);
+  return o;
 }
 
 std::uint64_t content_hash(conversation_id conv, std::string_view payload_json,

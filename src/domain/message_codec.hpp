@@ -2,6 +2,8 @@
 // Encoding of accepted messages as event-log records and of real-time events.
 // The log format is versioned JSON so that old records stay readable after upgrades.
 
+#include <boost/json/object.hpp>
+
 #include <string>
 #include <string_view>
 
@@ -15,6 +17,7 @@ std::string encode_log_record(const accepted_message& m);
 result<accepted_message> decode_log_record(std::string_view bytes);
 
 // The public JSON object of a stored message (API responses and message.created events).
+boost::json::object message_object(const message& m);
 std::string message_json(const message& m);
 // Content hash used for idempotency: covers conversation, payload and channels.
 std::uint64_t content_hash(conversation_id conv, std::string_view payload_json,

@@ -1,0 +1,40 @@
+#pragma once
+// Route registration for the REST API. Handlers are plain coroutine functions that take the
+// services by reference (not capturing lambdas: a coroutine lambda's captures dangle).
+
+#include <atomic>
+
+#include "core/config.hpp"
+#include "domain/auth_service.hpp"
+#include "domain/conversation_service.hpp"
+#include "domain/message_service.hpp"
+#include "domain/ports/store.hpp"
+#include "obs/metrics.hpp"
+
+namespace chat4all::api {
+
+class route_table;
+
+struct api_services {
+  auth_service& auth;
+  conversation_service& conversations;
+  message_service& messages;
+  store& db;  // readiness ping
+  obs::metrics_registry& metrics;
+  const config& cfg;
+  std::atomic<bool>& ready;  // false until start-up catch-up is done, and while draining
+};
+
+void register_auth_routes(route_table& routes, api_services& s);
+void register_conversation_routes(route_table& routes, api_services& s);
+void register_message_routes(route_table& routes, api_services& s);
+void register_ops_routes(route_table& routes, api_services& s);
+
+inline void register_all_routes(route_table& routes, api_services& s) {
+  register_auth_routes(routes, s);
+  register_conversation_routes(routes, s);
+  register_message_routes(routes, s);
+  register_ops_routes(routes, s);
+}
+
+}  // namespace chat4all::api

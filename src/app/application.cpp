@@ -1,0 +1,188 @@
+#include "app/application.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "adapters/fanout/inproc/inproc_fanout.hpp"
+#include "adapters/log/embedded/embedded_log.hpp"
+#include "adapters/store/sqlite/sqlite_store.hpp"
+#include "api/handlers.hpp"
+#include "api/http_server.hpp"
+#include "api/route_table.hpp"
+#include "core/crypto.hpp"
+#include "domain/auth_service.hpp"
+#include "domain/conversation_service.hpp"
+#include "domain/message_service.hpp"
+#include "obs/logging.hpp"
+#include "obs/metrics.hpp"
+#include "pipeline/log_channel_dispatch.hpp"
+#include "pipeline/message_router.hpp"
+
+namespace chat4all::app {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+constexpr std::size_t max_inflight_messages = 1'000'000;
+constexpr const char* demo_password = "demo-password";
+
+template <class T>
+T run_sync(asio::io_context& ctx, asio::awaitable<T> task) {
+  auto fut = asio::co_spawn(ctx, std::move(task), asio::use_future);
+  ctx.restart();
+  ctx.run();
+  return fut.get();
+}
+
+std::string db_path(const config& cfg) { return (fs::path(cfg.storage.data_dir) / "chat4all.db"); }
+}  // namespace
+
+std::string resolve_jwt_secret(const config& cfg) {
+  if (!cfg.auth.jwt_secret.empty()) return cfg.auth.jwt_secret;
+  const auto path = fs::path(cfg.storage.data_dir) / "jwt.secret";
+  if (std::ifstream in(path); in) {
+    std::string s;
+    std::getline(in, s);
+    if (s.size() >= 32) return s;
+  }
+  auto secret = crypto::random_token(48);
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << secret << '\n';
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  ::chmod(tmp.c_str(), 0600);
+  fs::rename(tmp, path);
+  return secret;
+}
+
+int migrate(const config& cfg) {
+  fs::create_directories(cfg.storage.data_dir);
+  sqlite_store db(db_path(cfg), cfg.storage);
+  asio::io_context ctx;
+  auto v = run_sync(ctx, db.migrate());
+  if (!v) {
+    std::cerr << "migrate failed: " << v.err().message << '\n';
+    return 1;
+  }
+  std::cout << "schema version " << *v << '\n';
+  return 0;
+}
+
+int add_user(const config& cfg, const std::string& username, const std::string& password) {
+  fs::create_directories(cfg.storage.data_dir);
+  sqlite_store db(db_path(cfg), cfg.storage);
+  asio::io_context ctx;
+  if (auto v = run_sync(ctx, db.migrate()); !v) {
+    std::cerr << "migrate failed: " << v.err().message << '\n';
+    return 1;
+  }
+  auto auth_cfg = cfg.auth;
+  auth_cfg.jwt_secret = resolve_jwt_secret(cfg);
+  system_clock clk;
+  asio::thread_pool blocking(1);
+  auth_service auth(db, db, clk, auth_cfg, blocking.get_executor());
+  auto u = run_sync(ctx, auth.register_user(username, password));
+  if (!u) {
+    std::cerr << "cannot add user: " << u.err().message << '\n';
+    return u.err().code == errc::conflict ? 3 : 2;
+  }
+  std::cout << "user " << u->username << " created with id " << u->id << '\n';
+  return 0;
+}
+
+int serve(config cfg) {
+  log::init_logging(cfg.logging, "chat4all", cfg.role);
+  fs::create_directories(cfg.storage.data_dir);
+  cfg.auth.jwt_secret = resolve_jwt_secret(cfg);
+
+  obs::metrics_registry metrics;
+  system_clock clk;
+  asio::thread_pool blocking(2);  // argon2id; bounded so logins cannot starve the machine
+  asio::io_context pipeline_ctx;  // router stage and signal handling
+
+  sqlite_store db(db_path(cfg), cfg.storage);
+  if (auto v = run_sync(pipeline_ctx, db.migrate()); !v) {
+    log::error("store migration failed", {{"reason", v.err().message}});
+    return 1;
+  }
+  embedded_log event_log((fs::path(cfg.storage.data_dir) / "log").string(), cfg.log);
+  inproc_fanout fan;
+  log_channel_dispatch channels(event_log);
+  membership_cache members(db);
+  inflight_messages inflight(max_inflight_messages);
+
+  auth_service auth(db, db, clk, cfg.auth, blocking.get_executor());
+  conversation_service conversations(db, db, db, members, fan, clk, cfg.limits);
+  message_service messages(members, db, event_log, inflight, clk, cfg.limits);
+  message_router router(event_log, db, fan, channels, inflight, clk, cfg.router, metrics);
+
+  if (auto r = run_sync(pipeline_ctx, auth.load_revocations()); !r) {
+    log::error("cannot load token revocations", {{"reason", r.err().message}});
+    return 1;
+  }
+  // Catch up with everything accepted before a crash, so that idempotency checks see it.
+  auto drained = run_sync(pipeline_ctx, router.drain());
+  if (!drained) {
+    log::error("router catch-up failed", {{"reason", drained.err().message}});
+    return 1;
+  }
+  if (cfg.seed_demo_users) {
+    for (const char* name : {"alice", "bob", "carol", "dave"}) {
+      auto u = run_sync(pipeline_ctx, auth.register_user(name, demo_password));
+      if (u) log::info("demo user created", {{"username", name}, {"user_id", u->id}});
+    }
+  }
+
+  std::atomic<bool> ready{false};
+  api::route_table routes;
+  api::api_services services{auth, conversations, messages, db, metrics, cfg, ready};
+  api::register_all_routes(routes, services);
+  api::http_server server(
+      cfg.server, routes,
+      [&auth](std::string_view token) { return auth.authenticate(token); }, metrics);
+  server.start();
+
+  pipeline_ctx.restart();
+  asio::co_spawn(pipeline_ctx, router.run(), [](std::exception_ptr ep) {
+    if (ep) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        log::error("router stopped by an exception", {{"what", e.what()}});
+      }
+    }
+  });
+  asio::signal_set signals(pipeline_ctx, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    log::info("signal received, draining", {{"signal", sig}});
+    ready = false;
+    server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s));
+    router.stop();
+  });
+  ready = true;
+  log::info("chat4all serving", {{"listen", cfg.server.listen},
+                                 {"port", static_cast<std::int64_t>(server.bound_port())},
+                                 {"data_dir", cfg.storage.data_dir},
+                                 {"recovered_records", static_cast<std::int64_t>(*drained)}});
+  pipeline_ctx.run();  // returns once the router loop ended after the signal
+  event_log.stop();
+  log::info("chat4all stopped");
+  log::flush();
+  return 0;
+}
+
+}  // namespace chat4all::app

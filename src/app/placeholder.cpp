@@ -1,1 +1,0 @@
-int chat4all_app_placeholder = 0;
