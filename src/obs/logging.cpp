@@ -139,6 +139,27 @@ void append_text_value(std::string& out, const field& f) {
   }
 }
 
+// msg, then request_id/trace_id and the fields as key=value.
+void append_text_body(std::string& out, const context* ctx, std::string_view msg,
+                      std::initializer_list<field> fields) {
+  // The message is free text, but a raw newline would split the line.
+  for (char c : msg) out += (c == '\n' || c == '\r') ? ' ' : c;
+  if (ctx && !ctx->request_id.empty()) {
+    out += " request_id=";
+    out += ctx->request_id;
+  }
+  if (ctx && !ctx->trace_id.empty()) {
+    out += " trace_id=";
+    out += ctx->trace_id;
+  }
+  for (const auto& f : fields) {
+    out += ' ';
+    out += f.key;
+    out += '=';
+    append_text_value(out, f);
+  }
+}
+
 std::shared_ptr<spdlog::logger> make_logger(const logging_config& cfg, std::string service,
                                             std::string role, spdlog::sink_ptr sink) {
   level lvl = parse_level(cfg.level);
@@ -301,22 +322,7 @@ std::string format_text(timestamp_us ts, level l, std::string_view service, std:
   out += '/';
   out += role;
   out += ' ';
-  // The message is free text, but a raw newline would split the line.
-  for (char c : msg) out += (c == '\n' || c == '\r') ? ' ' : c;
-  if (ctx && !ctx->request_id.empty()) {
-    out += " request_id=";
-    out += ctx->request_id;
-  }
-  if (ctx && !ctx->trace_id.empty()) {
-    out += " trace_id=";
-    out += ctx->trace_id;
-  }
-  for (const auto& f : fields) {
-    out += ' ';
-    out += f.key;
-    out += '=';
-    append_text_value(out, f);
-  }
+  append_text_body(out, ctx, msg, fields);
   return out;
 }
 
@@ -341,7 +347,8 @@ void write(level l, const context* ctx, std::string_view msg, std::initializer_l
   auto* own = dynamic_cast<structured_logger*>(base);
   std::string line;
   if (own == nullptr) {
-    line = format_text(now_us(), l, "chat4all", "", ctx, msg, fields);
+    // Not initialised: spdlog's default pattern already adds time and level.
+    append_text_body(line, ctx, msg, fields);
   } else if (own->json_) {
     line = format_json(now_us(), l, own->service_, own->role_, ctx, msg, fields);
   } else {

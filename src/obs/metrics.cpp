@@ -145,8 +145,13 @@ void append_prom_double(std::string& out, double v) {
   } else if (std::isinf(v)) {
     out += v > 0 ? "+Inf" : "-Inf";
   } else {
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    // Shortest round-trip form; fixed notation in the usual range so that bucket bounds
+    // read "0.0005" as in other Prometheus clients rather than "5e-04".
+    char buf[400];
+    double a = std::fabs(v);
+    auto r = (a == 0 || (a >= 1e-6 && a < 1e16))
+                 ? std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed)
+                 : std::to_chars(buf, buf + sizeof buf, v);
     out.append(buf, r.ptr);
   }
 }
