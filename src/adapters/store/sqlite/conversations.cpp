@@ -23,8 +23,9 @@ constexpr const char* members_sql =
 
 // The page is chosen (sorted, limited) in `page` first, so the per-row work below (unread
 // count, last message, preview) runs only for the rows of the page, not for every
-// conversation of the user. `total` is COUNT(*) OVER () over all of the user's rows, computed
-// before LIMIT; only an empty page (offset past the end) needs the separate count below.
+// conversation of the user; substr() counts characters, not bytes, so the 100-character
+// preview never splits a UTF-8 sequence. `total` is COUNT(*) OVER () over all of the user's rows,
+// computed before LIMIT; only an empty page (offset past the end) needs the separate count below.
 constexpr const char* list_sql = R"sql(
 WITH page AS (
   SELECT c.id, c.type, c.name, c.created_at, c.member_count, c.last_seq, c.last_activity_at,
@@ -40,7 +41,8 @@ SELECT p.id, p.type, p.name, p.created_at, p.member_count, p.total,
           WHERE u.conversation_id = p.id AND u.seq > p.last_read_seq AND u.sender_id <> ?1)
        ELSE 0 END,
        m.message_id, m.seq, m.sender_id,
-       CASE WHEN json_valid(m.payload) AND json_extract(m.payload, '$.type') = 'text'
+       CASE WHEN NOT json_valid(m.payload) THEN '[file]'
+            WHEN json_extract(m.payload, '$.type') = 'text'
             THEN substr(json_extract(m.payload, '$.content'), 1, 100)
             ELSE '[file]' END,
        m.created_at
