@@ -1,0 +1,176 @@
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "domain/message_codec.hpp"
+#include "fixture.hpp"
+
+namespace chat4all::testing {
+
+struct message_rules : domain_fixture {
+  principal a, b, c;
+  conversation_id conv = 0;
+  message_rules() {
+    a = user("alice");
+    b = user("bob");
+    c = user("carol");
+    auto r = run(conversations.create(a, {conversation_type::private_chat, {b.id}, "", ""}));
+    conv = r ? r->conv.id : 0;
+  }
+  std::vector<message> history_of(conversation_id id) {
+    history_query q;
+    q.conversation = id;
+    q.after_seq = 0;
+    q.limit = 100;
+    auto h = run(conversations.history(a, q));
+    EXPECT_TRUE(h);
+    return h ? h->messages : std::vector<message>{};
+  }
+};
+
+TEST_F(message_rules, accepted_message_is_stored_with_seq_after_routing) {
+  ASSERT_TRUE(run(messages.send(a, text(conv, "one"))));
+  ASSERT_TRUE(run(messages.send(b, text(conv, "two"))));
+  EXPECT_EQ(drain(), 2u);
+  auto h = history_of(conv);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].seq, 1);
+  EXPECT_EQ(h[1].seq, 2);
+  EXPECT_EQ(h[1].sender, b.id);
+  EXPECT_EQ(h[0].status, message_status::delivered);
+}
+
+TEST_F(message_rules, same_id_same_content_is_one_message_before_and_after_storing) {
+  const auto id = uuid::random();
+  ASSERT_TRUE(run(messages.send(a, text(conv, "hello", id))));
+  ASSERT_TRUE(run(messages.send(a, text(conv, "hello", id))));  // still in flight
+  drain();
+  ASSERT_TRUE(run(messages.send(a, text(conv, "hello", id))));  // answered by the store
+  drain();
+  EXPECT_EQ(history_of(conv).size(), 1u);
+}
+
+TEST_F(message_rules, same_id_different_content_conflicts) {
+  const auto id = uuid::random();
+  ASSERT_TRUE(run(messages.send(a, text(conv, "hello", id))));
+  auto in_flight = run(messages.send(a, text(conv, "changed", id)));
+  ASSERT_FALSE(in_flight);
+  EXPECT_EQ(in_flight.err().code, errc::conflict);
+  drain();
+  auto stored = run(messages.send(a, text(conv, "changed", id)));
+  ASSERT_FALSE(stored);
+  EXPECT_EQ(stored.err().code, errc::conflict);
+}
+
+TEST_F(message_rules, concurrent_duplicates_produce_one_message) {
+  const auto id = uuid::random();
+  std::vector<std::future<result<void>>> futures;
+  for (int i = 0; i < 50; ++i)
+    futures.push_back(asio::co_spawn(io, messages.send(a, text(conv, "dup", id)), asio::use_future));
+  io.restart();
+  io.run();
+  for (auto& f : futures) EXPECT_TRUE(f.get());
+  drain();
+  EXPECT_EQ(history_of(conv).size(), 1u);
+}
+
+TEST_F(message_rules, membership_and_payload_rules) {
+  auto outsider = run(messages.send(c, text(conv, "hi")));
+  ASSERT_FALSE(outsider);
+  EXPECT_EQ(outsider.err().code, errc::forbidden);
+
+  auto unknown = run(messages.send(a, text(4242, "hi")));
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.err().code, errc::not_found);
+
+  auto empty = run(messages.send(a, text(conv, "")));
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.err().code, errc::invalid_input);
+
+  auto huge = run(messages.send(a, text(conv, std::string(64 * 1024 + 1, 'x'))));
+  ASSERT_FALSE(huge);
+  EXPECT_EQ(huge.err().code, errc::invalid_input);
+  EXPECT_TRUE(run(messages.send(a, text(conv, std::string(64 * 1024, 'x')))));
+
+  auto req = text(conv, "hi");
+  req.channels = {"carrier-pigeon"};
+  auto bad_channel = run(messages.send(a, req));
+  ASSERT_FALSE(bad_channel);
+  EXPECT_EQ(bad_channel.err().code, errc::invalid_input);
+
+  send_request file = text(conv, "");
+  file.payload.type = message_payload::kind::file;
+  file.payload.file_id = uuid::random();
+  auto no_file = run(messages.send(a, file));
+  ASSERT_FALSE(no_file);
+  EXPECT_EQ(no_file.err().code, errc::invalid_input);
+}
+
+TEST_F(message_rules, channels_are_canonical_and_handed_to_connectors) {
+  auto req = text(conv, "out");
+  req.channels = {"whatsapp", "all", "telegram"};
+  ASSERT_TRUE(run(messages.send(a, req)));
+  drain();
+  auto h = history_of(conv);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].channels,
+            (std::vector<std::string>{"instagram", "messenger", "telegram", "whatsapp"}));
+  auto consumer = log.subscribe("whatsapp_outgoing", "test");
+  auto entries = run(consumer->poll(10, std::chrono::milliseconds(100)));
+  ASSERT_TRUE(entries);
+  EXPECT_EQ(entries->size(), 1u);
+}
+
+TEST_F(message_rules, batch_items_are_independent) {
+  std::vector<send_request> batch;
+  const auto dup = uuid::random();
+  batch.push_back(text(conv, "first", dup));
+  batch.push_back(text(conv, "first", dup));  // same id twice in one batch
+  batch.push_back(text(4242, "unknown conversation"));
+  batch.push_back(text(conv, "third"));
+  auto out = run(messages.send_batch(a, std::move(batch)));
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_TRUE(out[0]);
+  EXPECT_TRUE(out[1]);
+  ASSERT_FALSE(out[2]);
+  EXPECT_EQ(out[2].err().code, errc::not_found);
+  EXPECT_TRUE(out[3]);
+  drain();
+  auto h = history_of(conv);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[1].seq, 2);
+}
+
+TEST_F(message_rules, get_hides_other_conversations) {
+  const auto id = uuid::random();
+  ASSERT_TRUE(run(messages.send(a, text(conv, "secret", id))));
+  drain();
+  auto mine = run(messages.get(a, id));
+  ASSERT_TRUE(mine);
+  ASSERT_EQ(mine->history.size(), 2u);
+  EXPECT_EQ(mine->history[0].status, message_status::accepted);
+  EXPECT_EQ(mine->history[1].status, message_status::delivered);
+  auto theirs = run(messages.get(c, id));
+  ASSERT_FALSE(theirs);
+  EXPECT_EQ(theirs.err().code, errc::not_found);
+}
+
+TEST_F(message_rules, log_record_round_trip) {
+  accepted_message m;
+  m.message_id = uuid::random();
+  m.conversation = 7;
+  m.sender = 3;
+  m.payload_json = R"({"type":"text","content":"é \"q\""})";
+  m.channels = {"telegram"};
+  m.accepted_at = 123456789;
+  m.content_hash = 0xfedcba9876543210ULL;
+  m.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  auto back = decode_log_record(encode_log_record(m));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->message_id, m.message_id);
+  EXPECT_EQ(back->payload_json, m.payload_json);
+  EXPECT_EQ(back->content_hash, m.content_hash);
+  EXPECT_EQ(back->traceparent, m.traceparent);
+  EXPECT_FALSE(decode_log_record("not json"));
+  EXPECT_FALSE(decode_log_record(R"({"id":"x"})"));
+}
+
+}  // namespace chat4all::testing
