@@ -9,7 +9,7 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev libsodium-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
-  python3 wrk clang-format procps
+  python3 wrk clang-format procps jq
 )
 
 missing=()
