@@ -73,7 +73,7 @@ json::object accepted_json(const send_request& r) {
   return o;
 }
 
-awaitable<response> do_send(api_services& s, request_context& ctx) {
+awaitable<response> do_send(api_services& s, obs::counter& accepted, request_context& ctx) {
   auto body = parse_json_body(ctx.req);
   if (!body) co_return error_response(ctx.req, body.err());
   std::vector<field_error> errs;
@@ -83,10 +83,11 @@ awaitable<response> do_send(api_services& s, request_context& ctx) {
   auto reply = accepted_json(*req);
   auto r = co_await s.messages.send(*ctx.caller, std::move(*req));
   if (!r) co_return error_response(ctx.req, r.err());
+  accepted.inc();
   co_return json_reply(ctx, http::status::accepted, reply);
 }
 
-awaitable<response> do_batch(api_services& s, request_context& ctx) {
+awaitable<response> do_batch(api_services& s, obs::counter& accepted, request_context& ctx) {
   auto body = parse_json_body(ctx.req);
   if (!body) co_return error_response(ctx.req, body.err());
   field_reader f(*body);
@@ -125,7 +126,10 @@ awaitable<response> do_batch(api_services& s, request_context& ctx) {
   auto outcomes = co_await s.messages.send_batch(*ctx.caller, std::move(valid));
   std::size_t unavailable = 0;
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
-    if (outcomes[k]) continue;
+    if (outcomes[k]) {
+      accepted.inc();
+      continue;
+    }
     auto& o = results[valid_index[k]];
     const auto& e = outcomes[k].err();
     if (e.code == errc::unavailable) ++unavailable;
@@ -165,11 +169,13 @@ awaitable<response> do_get(api_services& s, request_context& ctx) {
 
 void register_message_routes(route_table& routes, api_services& s) {
   auto* sp = &s;
+  auto* accepted = &s.metrics.counter("chat4all_messages_accepted_total",
+                                      "Messages accepted (durable in the log) by the API");
   routes.add(http::verb::post, "/v1/messages", {"POST /v1/messages", 256 * 1024, true},
-             [sp](request_context& c) { return do_send(*sp, c); });
+             [sp, accepted](request_context& c) { return do_send(*sp, *accepted, c); });
   routes.add(http::verb::post, "/v1/messages:batch",
              {"POST /v1/messages:batch", s.cfg.server.max_batch_body_bytes, true},
-             [sp](request_context& c) { return do_batch(*sp, c); });
+             [sp, accepted](request_context& c) { return do_batch(*sp, *accepted, c); });
   routes.add(http::verb::get, "/v1/messages/{message_id}", {"GET /v1/messages/{id}", 0, true},
              [sp](request_context& c) { return do_get(*sp, c); });
 }
