@@ -11,8 +11,9 @@
 // Thread-safety: all members, and destroying a subscription, are safe from any thread,
 // also from inside a handler. Destroying a subscription waits for a call of its handler in
 // progress on another thread, so that whatever the handler captures may be freed right
-// after; hence a handler must not destroy a subscription of another channel whose handler
-// could be destroying this one at the same time (a lock-order cycle).
+// after. Hence (lock-order cycles): do not destroy a subscription while holding a lock that
+// its handler takes, and a handler must not destroy a subscription of another channel whose
+// handler could be destroying this one at the same time.
 // Lifetime: subscriptions may outlive the fanout. Errors: none; a handler that throws is
 // counted (stats().handler_errors) and the exception does not reach the publisher.
 

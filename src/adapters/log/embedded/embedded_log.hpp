@@ -17,7 +17,11 @@
 //
 // Thread-safety: every member function may be called from any thread; append() resumes the
 // awaiting coroutine on its own executor. A log_consumer is used by one coroutine at a time.
-// Lifetime: consumers may outlive the log (they then report `unavailable`).
+// Lifetime: consumers may outlive the log (they then report `unavailable`). An append or
+// poll keeps its coroutine's executor busy until it completes: stop() the log before
+// destroying the io_context of a coroutine that may still be waiting on it. A consumer
+// group that subscribed once is kept (in memory, or in its offset file once it committed)
+// and holds back retention until it commits.
 // Errors: append -> invalid_input (empty topic), too_large (a record over 64 MiB),
 // unavailable (stopped, or an I/O error: a topic whose write or fsync failed stays
 // unwritable until restart, since a failed fsync may have lost pages silently).

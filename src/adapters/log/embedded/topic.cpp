@@ -134,7 +134,8 @@ void topic::open() {
 }
 
 void topic::open_once() {
-  fs::create_directories(dir_);
+  const bool created = fs::create_directories(dir_);
+  if (created && fsync_) sync_dir(dir_.parent_path());
   std::vector<std::int64_t> bases;
   std::map<std::string, std::int64_t> committed;
   for (const auto& entry : fs::directory_iterator(dir_)) {
