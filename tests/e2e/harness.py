@@ -587,6 +587,8 @@ class ServerTestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         srv = cls.server
+        if cls.api is not None:
+            cls.api.close()
         try:
             if srv is not None and srv.running():
                 srv.stop()

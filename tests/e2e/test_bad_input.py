@@ -76,7 +76,7 @@ for path, good in JSON_POSTS:
     for label, body in NOT_OBJECT:
         SYNTAX_ROWS.append(row(f"JSON {label} instead of an object", "POST", path, body, 400, "invalid_input"))
     SYNTAX_ROWS += [
-        row("nested 3000 deep", "POST", path, Raw(b'{"x":' + b"[" * 3000 + b"]" * 3000 + b"}"),
+        row("nested 1000 deep", "POST", path, Raw(b'{"x":' + b"[" * 1000 + b"]" * 1000 + b"}"),
             400, ("invalid_json", "invalid_input")),
         row("nested 100k deep", "POST", path, Raw(b'{"x":' + b"[" * 100000 + b"]" * 100000 + b"}"),
             (400, 413), ("invalid_json", "invalid_input", "payload_too_large")),

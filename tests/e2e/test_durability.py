@@ -83,6 +83,18 @@ class DurabilityTest(ServerTestCase):
                     time.sleep(0.05)
 
         def single_sender(t):
+            try:
+                single_loop(t)
+            finally:
+                client.close()
+
+        def batch_sender(t):
+            try:
+                batch_loop(t)
+            finally:
+                client.close()
+
+        def single_loop(t):
             conv, members = convs[t % len(convs)]
             user = members[(t // len(convs)) % len(members)]
             n = 0
@@ -104,7 +116,7 @@ class DurabilityTest(ServerTestCase):
                         ledger.reject(mid, repr(r))
                     break
 
-        def batch_sender(t):
+        def batch_loop(t):
             conv, members = convs[t % len(convs)]
             user = members[-1]
             n = 0
@@ -150,8 +162,9 @@ class DurabilityTest(ServerTestCase):
                 else:
                     self.server.stop()  # SIGTERM under load: drains, exits 0
                 self.server.start()
+            before = ledger.acked_count()
             time.sleep(TRAFFIC_S)
-            progress.append(ledger.acked_count())
+            progress.append(ledger.acked_count() - before)
         finally:
             stop.set()
             for th in threads:
