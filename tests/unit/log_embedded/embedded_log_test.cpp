@@ -138,7 +138,7 @@ class sync_gate {
   bool released_ = false;
 };
 
-TEST(crc32c, matches_the_standard_check_value) {
+TEST(embedded_log_crc32c, matches_the_standard_check_value) {
   EXPECT_EQ(log_embedded::crc32c("123456789"), 0xE3069283u);
   EXPECT_EQ(log_embedded::crc32c(""), 0u);
   const std::string long_text(1000, 'a');
@@ -162,6 +162,27 @@ TEST(embedded_log, reopening_keeps_every_record_and_continues_offsets) {
   expect_sequence(read_all(log, "messages", "g"), 0, 101);
 }
 
+TEST(embedded_log, topics_written_in_one_batch_keep_their_own_offsets) {
+  temp_dir dir;
+  embedded_log log(dir.str(), log_config{});
+  asio::io_context ioc;
+  for (int i = 0; i < 90; ++i) {
+    asio::co_spawn(
+        ioc,
+        [](embedded_log* log, int i) -> asio::awaitable<void> {
+          auto r = co_await log->append("topic-" + std::to_string(i % 3), values(i / 3, 1));
+          EXPECT_TRUE(r);
+        }(&log, i),
+        asio::detached);
+  }
+  ioc.run();
+  for (int t = 0; t < 3; ++t) {
+    const auto got = read_all(log, "topic-" + std::to_string(t), "g");
+    ASSERT_EQ(got.size(), 30u);
+    for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].offset, std::int64_t(i));
+  }
+}
+
 TEST(embedded_log, names_with_path_characters_stay_inside_the_directory) {
   temp_dir dir;
   embedded_log log(dir.str(), log_config{});
@@ -176,7 +197,7 @@ TEST(embedded_log, names_with_path_characters_stay_inside_the_directory) {
   EXPECT_EQ(entries, 1);
 }
 
-class torn_tail : public ::testing::Test {
+class embedded_log_torn_tail : public ::testing::Test {
  protected:
   void SetUp() override {
     embedded_log log(dir_.str(), log_config{});
@@ -203,22 +224,22 @@ class torn_tail : public ::testing::Test {
   std::uint64_t size_ = 0;
 };
 
-TEST_F(torn_tail, garbage_after_the_last_record_is_cut_off) {
+TEST_F(embedded_log_torn_tail, garbage_after_the_last_record_is_cut_off) {
   write_at(size_, "\x13\x00\x00\x00garbage that is not a record");
   reopen_expect(10);
 }
 
-TEST_F(torn_tail, a_partial_last_record_is_cut_off) {
+TEST_F(embedded_log_torn_tail, a_partial_last_record_is_cut_off) {
   fs::resize_file(file_, size_ - 5);
   reopen_expect(9);
 }
 
-TEST_F(torn_tail, a_last_record_with_a_bad_checksum_is_cut_off) {
+TEST_F(embedded_log_torn_tail, a_last_record_with_a_bad_checksum_is_cut_off) {
   write_at(size_ - 1, "?");
   reopen_expect(9);
 }
 
-TEST_F(torn_tail, a_huge_length_field_is_cut_off) {
+TEST_F(embedded_log_torn_tail, a_huge_length_field_is_cut_off) {
   write_at(size_, std::string("\xff\xff\xff\x7f\x00\x00\x00\x00", 8));
   reopen_expect(10);
 }
@@ -244,8 +265,7 @@ TEST(embedded_log, concurrent_appends_share_fsyncs) {
   EXPECT_EQ(s.appends, 1000u);
   EXPECT_EQ(s.records, 1000u);
   EXPECT_LT(s.fsyncs, s.appends / 4) << "batches " << s.batches;
-  std::cout << "1000 concurrent appends: " << s.batches << " batches, " << s.fsyncs
-            << " fsyncs\n";
+  std::cout << "1000 concurrent appends: " << s.batches << " batches, " << s.fsyncs << " fsyncs\n";
   EXPECT_EQ(read_all(log, "m", "g").size(), 1000u);
 }
 
