@@ -22,6 +22,8 @@ namespace asio = boost::asio;
 // auto work = [...]{ return blocking(); };
 // auto r = co_await offload(pool_executor, std::move(work));
 // Exceptions thrown by `fn` are rethrown in the awaiting coroutine.
+// The executor and the function travel as initiation arguments, not lambda captures: g++ 12
+// mishandles captures of the initiation (a strand executor lost a reference per call).
 // Pass a named lambda: g++ 12 mis-relocates a capturing lambda that is a temporary inside a
 // co_await expression (its captured std::string then points into the coroutine frame).
 template <class Executor, class F>
@@ -29,7 +31,7 @@ asio::awaitable<std::invoke_result_t<F>> offload(Executor pool, F fn) {
   using R = std::invoke_result_t<F>;
   if constexpr (std::is_void_v<R>) {
     co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr)>(
-        [pool](auto handler, F f) mutable {
+        [](auto handler, Executor pool, F f) {
           asio::post(pool, [h = std::move(handler), f = std::move(f)]() mutable {
             std::exception_ptr ep;
             try {
@@ -41,11 +43,11 @@ asio::awaitable<std::invoke_result_t<F>> offload(Executor pool, F fn) {
             asio::post(ex, [h = std::move(h), ep]() mutable { std::move(h)(ep); });
           });
         },
-        asio::use_awaitable, std::move(fn));
+        asio::use_awaitable, std::move(pool), std::move(fn));
   } else {
     auto out = co_await asio::async_initiate<decltype(asio::use_awaitable),
                                              void(std::exception_ptr, std::optional<R>)>(
-        [pool](auto handler, F f) mutable {
+        [](auto handler, Executor pool, F f) {
           asio::post(pool, [h = std::move(handler), f = std::move(f)]() mutable {
             std::exception_ptr ep;
             std::optional<R> r;
@@ -60,7 +62,7 @@ asio::awaitable<std::invoke_result_t<F>> offload(Executor pool, F fn) {
             });
           });
         },
-        asio::use_awaitable, std::move(fn));
+        asio::use_awaitable, std::move(pool), std::move(fn));
     co_return std::move(*out);
   }
 }

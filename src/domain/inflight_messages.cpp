@@ -35,26 +35,28 @@ asio::awaitable<inflight_messages::outcome> inflight_messages::wait(const uuid& 
       asio::use_awaitable);
 }
 
-void inflight_messages::finish(const uuid& id, bool ok) {
+void inflight_messages::finish(const uuid& id, outcome o, bool keep) {
   std::vector<waiter> waiters;
   {
     std::lock_guard lock(mu_);
     auto it = map_.find(id);
     if (it == map_.end()) return;
     waiters.swap(it->second.waiters);
-    if (ok && !it->second.stored)
+    if (keep && !it->second.stored)
       it->second.durable = true;
     else
       map_.erase(it);
   }
-  const outcome o = ok ? outcome::durable : outcome::failed;
   for (auto& w : waiters) {
     asio::post(w.ex, [h = std::move(w.handler), o]() mutable { std::move(h)(o); });
   }
 }
 
-void inflight_messages::durable(const uuid& id) { finish(id, true); }
-void inflight_messages::abandon(const uuid& id) { finish(id, false); }
+void inflight_messages::durable(const uuid& id) { finish(id, outcome::durable, true); }
+void inflight_messages::abandon(const uuid& id) { finish(id, outcome::failed, false); }
+void inflight_messages::release(const uuid& id, bool same_content) {
+  finish(id, same_content ? outcome::durable : outcome::conflict, false);
+}
 
 void inflight_messages::stored(const std::vector<uuid>& ids) {
   std::lock_guard lock(mu_);

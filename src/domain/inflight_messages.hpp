@@ -26,12 +26,16 @@ class inflight_messages {
   // fresh: the caller now owns the id and must call durable() or abandon().
   // same: another request with the same content owns it; await its outcome with wait().
   claim try_claim(const uuid& id, std::uint64_t hash);
-  enum class outcome { durable, failed, gone };
+  enum class outcome { durable, failed, gone, conflict };
   // Waits for the owner of `id` to finish. `gone`: the id is no longer tracked (stored by
   // the router, or abandoned before this call) and the caller must look again.
   boost::asio::awaitable<outcome> wait(const uuid& id);
   void durable(const uuid& id);
+  // The append failed: waiters get `failed`.
   void abandon(const uuid& id);
+  // The owner found the id already stored, with the same content (waiters, who share the
+  // owner's content, get `durable`) or with other content (they get `conflict`).
+  void release(const uuid& id, bool same_content);
   // The router stored these ids: the store answers for them from now on.
   void stored(const std::vector<uuid>& ids);
   std::size_t size() const;
@@ -47,7 +51,8 @@ class inflight_messages {
     bool stored = false;  // the router stored it before the owner saw its append complete
     std::vector<waiter> waiters;
   };
-  void finish(const uuid& id, bool ok);
+  // Completes the waiters with `o`; `keep` leaves the id tracked as durable.
+  void finish(const uuid& id, outcome o, bool keep);
 
   mutable std::mutex mu_;
   std::unordered_map<uuid, entry, uuid_hash> map_;

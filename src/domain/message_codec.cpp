@@ -67,9 +67,11 @@ json::object message_object(const message& m) {
   return o;
 }
 
-std::uint64_t content_hash(conversation_id conv, std::string_view payload_json,
+std::uint64_t content_hash(conversation_id conv, user_id sender, std::string_view payload_json,
                            const std::vector<std::string>& channels) {
   std::string buf = std::to_string(conv);
+  buf.push_back('\n');
+  buf.append(std::to_string(sender));
   buf.push_back('\n');
   buf.append(payload_json);
   for (const auto& c : channels) {

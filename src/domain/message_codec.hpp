@@ -19,8 +19,9 @@ result<accepted_message> decode_log_record(std::string_view bytes);
 // The public JSON object of a stored message (API responses and message.created events).
 boost::json::object message_object(const message& m);
 std::string message_json(const message& m);
-// Content hash used for idempotency: covers conversation, payload and channels.
-std::uint64_t content_hash(conversation_id conv, std::string_view payload_json,
+// Content hash used for idempotency: covers conversation, sender, payload and channels (a
+// message_id reused by another sender is a conflict, not a retry).
+std::uint64_t content_hash(conversation_id conv, user_id sender, std::string_view payload_json,
                            const std::vector<std::string>& channels);
 
 }  // namespace chat4all

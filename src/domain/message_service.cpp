@@ -80,7 +80,7 @@ result<accepted_message> message_service::prepare(const principal& who, send_req
   m.payload_json = canonical_payload_json(req.payload);
   m.channels = std::move(channels).value();
   m.accepted_at = clock_.now_us();
-  m.content_hash = content_hash(m.conversation, m.payload_json, m.channels);
+  m.content_hash = content_hash(m.conversation, m.sender, m.payload_json, m.channels);
   m.traceparent = std::move(req.traceparent);
   return m;
 }
@@ -157,7 +157,7 @@ task<std::vector<result<void>>> message_service::send_batch(const principal& who
           continue;
         }
         if (const auto& h = (*hashes)[k]; h) {
-          inflight_.abandon(m.message_id);
+          inflight_.release(m.message_id, *h == m.content_hash);
           st[i] = state::done;
           if (*h != m.content_hash)
             out[i] = error{errc::conflict, "message_id already used with different content"};
@@ -190,6 +190,10 @@ task<std::vector<result<void>>> message_service::send_batch(const principal& who
         case inflight_messages::outcome::failed:
           st[i] = state::done;
           out[i] = error{errc::unavailable, "the message log is unavailable; retry"};
+          break;
+        case inflight_messages::outcome::conflict:
+          st[i] = state::done;
+          out[i] = error{errc::conflict, "message_id already used with different content"};
           break;
         case inflight_messages::outcome::gone:
           any_gone = true;  // stored or abandoned meanwhile: look again

@@ -85,7 +85,12 @@ for path, good in JSON_POSTS:
         row("text/plain", "POST", path, good, 415, "unsupported_media_type", ctype="text/plain"),
         row("application/xml", "POST", path, good, 415, "unsupported_media_type", ctype="application/xml"),
     ]
-    if path != "/auth/token":
+    # The OAuth-style endpoints (token, refresh, revoke) accept form encoding as RFC 6749/7009
+    # clients send it; a form without the required field is a field error there.
+    if path in ("/auth/token", "/auth/refresh", "/auth/revoke"):
+        SYNTAX_ROWS.append(row("form-encoded without the required field", "POST", path,
+                               Form({"a": "b"}), 400, "invalid_input"))
+    else:
         SYNTAX_ROWS.append(row("form-encoded where only JSON is accepted", "POST", path, Form({"a": "b"}),
                                415, "unsupported_media_type"))
 

@@ -72,6 +72,30 @@ TEST_F(message_rules, concurrent_duplicates_produce_one_message) {
   EXPECT_EQ(history_of(conv).size(), 1u);
 }
 
+TEST_F(message_rules, concurrent_retries_of_a_stored_message_all_succeed) {
+  const auto id = uuid::random();
+  ASSERT_TRUE(run(messages.send(a, text(conv, "dup", id))));
+  drain();
+  std::vector<std::future<result<void>>> futures;
+  for (int i = 0; i < 50; ++i)
+    futures.push_back(asio::co_spawn(io, messages.send(a, text(conv, "dup", id)), asio::use_future));
+  io.restart();
+  io.run();
+  for (auto& f : futures) {
+    auto r = f.get();
+    EXPECT_TRUE(r) << r.err().message;
+  }
+  EXPECT_EQ(history_of(conv).size(), 1u);
+}
+
+TEST_F(message_rules, another_sender_reusing_an_id_conflicts) {
+  const auto id = uuid::random();
+  ASSERT_TRUE(run(messages.send(a, text(conv, "mine", id))));
+  auto theirs = run(messages.send(b, text(conv, "mine", id)));
+  ASSERT_FALSE(theirs);
+  EXPECT_EQ(theirs.err().code, errc::conflict);
+}
+
 TEST_F(message_rules, membership_and_payload_rules) {
   auto outsider = run(messages.send(c, text(conv, "hi")));
   ASSERT_FALSE(outsider);
