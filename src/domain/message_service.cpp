@@ -11,7 +11,7 @@ namespace chat4all {
 namespace {
 constexpr std::array<std::string_view, 4> known_channels = {"instagram", "messenger", "telegram",
                                                             "whatsapp"};
-constexpr int max_wait_rounds = 3;
+constexpr int max_wait_rounds = 16;  // each round settles at least one contender
 }  // namespace
 
 result<std::vector<std::string>> canonical_channels(const std::vector<std::string>& in) {
