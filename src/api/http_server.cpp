@@ -177,7 +177,11 @@ void http_server::impl::start() {
       a.open(ep.protocol());
       a.set_option(asio::socket_base::reuse_address(true));
       // Every I/O thread listens on the same port; the kernel spreads new connections.
-      a.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+      // Only with several threads: SO_REUSEPORT would also let a second chat4all process
+      // share the port silently instead of failing with "address in use".
+      if (workers_.size() > 1) {
+        a.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+      }
       a.bind(ep);
       a.listen(asio::socket_base::max_listen_connections);
       if (i == 0) ep.port(a.local_endpoint().port());  // port 0: the others join the same one

@@ -56,6 +56,15 @@ class client {
   }
 
   void write_raw(std::string_view bytes) { asio::write(sock_, asio::buffer(bytes)); }
+  std::size_t read_some(asio::mutable_buffer b, boost::system::error_code& ec) {
+    // Bytes the HTTP reader already buffered come first.
+    if (buf_.size() > 0) {
+      std::size_t n = asio::buffer_copy(b, buf_.data());
+      buf_.consume(n);
+      return n;
+    }
+    return sock_.read_some(b, ec);
+  }
 
   // True when the server closed the connection (EOF or reset) within the timeout.
   bool closed_by_peer() {
@@ -108,6 +117,13 @@ class http_server_test : public ::testing::Test {
                   slow_completed_ = true;
                   co_return json_response(ctx.req, http::status::ok, "{\"slow\":true}");
                 });
+    routes_.add_upgrade(http::verb::get, "/raw", {"raw", 0, false},
+                        [](request_context& ctx, beast::tcp_stream& stream,
+                           beast::flat_buffer&) -> asio::awaitable<void> {
+                          std::string hello = "hello " + ctx.request_id;
+                          co_await asio::async_write(stream, asio::buffer(hello),
+                                                     asio::use_awaitable);
+                        });
     routes_.add(http::verb::get, "/plain", {"plain", 0, false},
                 [](request_context&) -> asio::awaitable<response> {
                   response r{http::status::no_content, 11};
@@ -337,6 +353,37 @@ TEST_F(http_server_test, stop_drains_in_flight_request_and_closes_idle_ones) {
   EXPECT_FALSE(res.keep_alive());  // closes after its response while draining
   EXPECT_TRUE(idle.closed_by_peer());
   EXPECT_EQ(server_->open_connections(), 0u);
+}
+
+TEST_F(http_server_test, expect_100_continue_and_upgrade_routes) {
+  start();
+  client c(port());
+  c.write_raw(
+      "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  EXPECT_EQ(c.read().result(), http::status::continue_);
+  c.write_raw("abcde");
+  EXPECT_EQ(c.read().body(), "5");
+
+  client u(port());
+  u.write_raw("GET /raw HTTP/1.1\r\nHost: x\r\nX-Request-ID: up1\r\n\r\n");
+  std::string got(9, '\0');
+  boost::system::error_code ec;
+  // The upgrade handler owns the socket: raw bytes, then the server closes.
+  std::size_t n = 0;
+  while (n < got.size() && !ec) n += u.read_some(asio::buffer(got.data() + n, got.size() - n), ec);
+  EXPECT_EQ(got, "hello up1");
+  EXPECT_TRUE(u.closed_by_peer());
+}
+
+TEST_F(http_server_test, idle_connections_time_out) {
+  server_config cfg;
+  cfg.idle_timeout_s = 1;
+  start(cfg);
+  client c(port());
+  ASSERT_EQ(c.send(get("/echo/1")).result(), http::status::ok);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
 }
 
 TEST_F(http_server_test, executor_runs_background_work_and_bad_listen_throws) {

@@ -68,7 +68,8 @@ TEST(http_types, json_response_follows_request_keep_alive) {
 
 TEST(http_types, context_param_and_query_lookup) {
   auto req = make_request();
-  request_context ctx{req, "rid", "/x", {{"id", "5"}}, {{"limit", "10"}, {"limit", "20"}}};
+  request_context ctx{req,          "rid", "/x", {{"id", "5"}}, {{"limit", "10"}, {"limit", "20"}},
+                      std::nullopt, "",    ""};
   EXPECT_EQ(ctx.param("id"), "5");
   EXPECT_EQ(ctx.param("missing"), "");
   ASSERT_TRUE(ctx.query_param("limit"));
