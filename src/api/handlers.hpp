@@ -29,12 +29,14 @@ void register_auth_routes(route_table& routes, api_services& s);
 void register_conversation_routes(route_table& routes, api_services& s);
 void register_message_routes(route_table& routes, api_services& s);
 void register_ops_routes(route_table& routes, api_services& s);
+void register_docs_routes(route_table& routes, api_services& s);  // /openapi.json, /docs
 
 inline void register_all_routes(route_table& routes, api_services& s) {
   register_auth_routes(routes, s);
   register_conversation_routes(routes, s);
   register_message_routes(routes, s);
   register_ops_routes(routes, s);
+  register_docs_routes(routes, s);
 }
 
 }  // namespace chat4all::api
