@@ -176,7 +176,7 @@ void register_message_routes(route_table& routes, api_services& s) {
   routes.add(http::verb::post, "/v1/messages:batch",
              {"POST /v1/messages:batch", s.cfg.server.max_batch_body_bytes, true},
              [sp, accepted](request_context& c) { return do_batch(*sp, *accepted, c); });
-  routes.add(http::verb::get, "/v1/messages/{message_id}", {"GET /v1/messages/{id}", 0, true},
+  routes.add(http::verb::get, "/v1/messages/{message_id}", {"GET /v1/messages/{message_id}", 0, true},
              [sp](request_context& c) { return do_get(*sp, c); });
 }
 

@@ -20,7 +20,6 @@ awaitable<response> do_ready(api_services& s, request_context& ctx) {
   deps["startup"] = ready ? "ok" : "starting";
   auto ping = co_await s.db.ping();
   deps["store"] = ping ? "ok" : "down";
-  deps["log"] = "ok";
   ready = ready && ping;
   json::object out{{"status", ready ? "ready" : "not_ready"}, {"dependencies", std::move(deps)}};
   auto res = json_reply(ctx, ready ? http::status::ok : http::status::service_unavailable, out);
