@@ -10,8 +10,10 @@ namespace asio = boost::asio;
 
 inflight_messages::claim inflight_messages::try_claim(const uuid& id, std::uint64_t hash) {
   std::lock_guard lock(mu_);
-  if (auto it = map_.find(id); it != map_.end())
-    return it->second.hash == hash ? claim::same : claim::conflict;
+  if (auto it = map_.find(id); it != map_.end()) {
+    if (it->second.hash == hash) return claim::same;
+    return it->second.durable ? claim::conflict : claim::contended;
+  }
   if (map_.size() >= max_) return claim::full;
   map_[id].hash = hash;
   return claim::fresh;

@@ -22,9 +22,12 @@ class inflight_messages {
  public:
   explicit inflight_messages(std::size_t max) : max_(max) {}
 
-  enum class claim { fresh, same, conflict, full };
-  // fresh: the caller now owns the id and must call durable() or abandon().
+  enum class claim { fresh, same, contended, conflict, full };
+  // fresh: the caller now owns the id and must call durable(), abandon() or release().
   // same: another request with the same content owns it; await its outcome with wait().
+  // contended: another request with other content owns it but has not appended yet (it may
+  //   still find a stored copy and lose): wait(), then claim again.
+  // conflict: another content is already durable under this id.
   claim try_claim(const uuid& id, std::uint64_t hash);
   enum class outcome { durable, failed, gone, conflict };
   // Waits for the owner of `id` to finish. `gone`: the id is no longer tracked (stored by

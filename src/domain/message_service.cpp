@@ -99,6 +99,7 @@ task<std::vector<result<void>>> message_service::send_batch(const principal& who
   std::vector<std::optional<accepted_message>> prepared(n);
   enum class state { done, owned, waiting };
   std::vector<state> st(n, state::done);
+  std::vector<bool> contended(n, false);
 
   for (std::size_t i = 0; i < n; ++i) {
     auto conv = co_await members_.require_member(reqs[i].conversation, who.id);
@@ -127,6 +128,10 @@ task<std::vector<result<void>>> message_service::send_batch(const principal& who
           break;
         case inflight_messages::claim::same:
           st[i] = state::waiting;
+          break;
+        case inflight_messages::claim::contended:
+          st[i] = state::waiting;
+          contended[i] = true;
           break;
         case inflight_messages::claim::conflict:
           st[i] = state::done;
@@ -183,6 +188,13 @@ task<std::vector<result<void>>> message_service::send_batch(const principal& who
     bool any_gone = false;
     for (std::size_t i = 0; i < n; ++i) {
       if (st[i] != state::waiting) continue;
+      if (contended[i]) {
+        // The owner's outcome says nothing about this content: wait, then claim again.
+        co_await inflight_.wait(prepared[i]->message_id);
+        contended[i] = false;
+        any_gone = true;
+        continue;
+      }
       switch (co_await inflight_.wait(prepared[i]->message_id)) {
         case inflight_messages::outcome::durable:
           st[i] = state::done;

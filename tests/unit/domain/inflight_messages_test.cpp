@@ -9,6 +9,8 @@ TEST(inflight_messages, claims_by_content) {
   const auto a = uuid::random(), b = uuid::random(), c = uuid::random();
   EXPECT_EQ(f.try_claim(a, 1), inflight_messages::claim::fresh);
   EXPECT_EQ(f.try_claim(a, 1), inflight_messages::claim::same);
+  EXPECT_EQ(f.try_claim(a, 2), inflight_messages::claim::contended);  // owner not durable yet
+  f.durable(a);
   EXPECT_EQ(f.try_claim(a, 2), inflight_messages::claim::conflict);
   EXPECT_EQ(f.try_claim(b, 1), inflight_messages::claim::fresh);
   EXPECT_EQ(f.try_claim(c, 1), inflight_messages::claim::full);
