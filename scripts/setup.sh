@@ -9,6 +9,8 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev libsodium-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev
+  libpq-dev librdkafka-dev libhiredis-dev
+  postgresql redis-server maven openjdk-17-jre-headless
   python3 wrk clang-format procps jq
 )
 
