@@ -8,8 +8,17 @@
 namespace chat4all {
 namespace asio = boost::asio;
 
+void inflight_messages::expire_locked(std::chrono::steady_clock::time_point now) {
+  while (!durable_order_.empty() && now - durable_order_.front().first >= ttl_) {
+    auto it = map_.find(durable_order_.front().second);
+    if (it != map_.end() && it->second.durable) map_.erase(it);
+    durable_order_.pop_front();
+  }
+}
+
 inflight_messages::claim inflight_messages::try_claim(const uuid& id, std::uint64_t hash) {
   std::lock_guard lock(mu_);
+  expire_locked(std::chrono::steady_clock::now());
   if (auto it = map_.find(id); it != map_.end()) {
     if (it->second.hash == hash) return claim::same;
     return it->second.durable ? claim::conflict : claim::contended;
@@ -44,8 +53,10 @@ void inflight_messages::finish(const uuid& id, outcome o, bool keep) {
     auto it = map_.find(id);
     if (it == map_.end()) return;
     waiters.swap(it->second.waiters);
-    if (keep && !it->second.stored)
+    if (keep && !it->second.stored) {
       it->second.durable = true;
+      if (ttl_ != never) durable_order_.emplace_back(std::chrono::steady_clock::now(), id);
+    }
     else
       map_.erase(it);
   }

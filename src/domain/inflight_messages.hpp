@@ -3,13 +3,18 @@
 // This is what makes concurrent retries of one message_id produce exactly one message and
 // lets a retry with different content get 409 even before the router stored the first.
 // Bounded: when `max` ids are in flight, new claims are refused (the caller answers 503).
+// In a process without a router (role `api`), nobody reports ids stored: give a
+// `durable_ttl` and durable ids are forgotten after it (by then the store answers for them).
+// The default keeps them until stored() (role `all`).
 // Thread-safe.
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -20,7 +25,11 @@ namespace chat4all {
 
 class inflight_messages {
  public:
-  explicit inflight_messages(std::size_t max) : max_(max) {}
+  explicit inflight_messages(std::size_t max,
+                             std::chrono::milliseconds durable_ttl = never)
+      : max_(max), ttl_(durable_ttl) {}
+
+  static constexpr std::chrono::milliseconds never = std::chrono::milliseconds::max();
 
   enum class claim { fresh, same, contended, conflict, full };
   // fresh: the caller now owns the id and must call durable(), abandon() or release().
@@ -57,9 +66,13 @@ class inflight_messages {
   // Completes the waiters with `o`; `keep` leaves the id tracked as durable.
   void finish(const uuid& id, outcome o, bool keep);
 
+  void expire_locked(std::chrono::steady_clock::time_point now);
+
   mutable std::mutex mu_;
   std::unordered_map<uuid, entry, uuid_hash> map_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uuid>> durable_order_;
   std::size_t max_;
+  std::chrono::milliseconds ttl_;
 };
 
 }  // namespace chat4all

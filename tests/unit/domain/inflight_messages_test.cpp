@@ -38,3 +38,17 @@ TEST(inflight_messages, durable_then_stored_releases) {
 }
 
 }  // namespace chat4all
+
+namespace chat4all {
+
+TEST(inflight_messages, durable_ids_expire_without_a_router) {
+  inflight_messages f(10, std::chrono::milliseconds(0));
+  const auto a = uuid::random(), b = uuid::random();
+  ASSERT_EQ(f.try_claim(a, 1), inflight_messages::claim::fresh);
+  f.durable(a);
+  ASSERT_EQ(f.try_claim(b, 1), inflight_messages::claim::fresh);  // sweeps a
+  EXPECT_EQ(f.size(), 1u);
+  EXPECT_EQ(f.try_claim(a, 1), inflight_messages::claim::fresh);  // the store answers now
+}
+
+}  // namespace chat4all
