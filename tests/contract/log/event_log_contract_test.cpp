@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "adapters/log/embedded/embedded_log.hpp"
+#include "contract/log/kafka_factory.hpp"
 
 namespace chat4all {
 namespace {
@@ -86,10 +87,16 @@ template <class Factory>
 class event_log_contract : public ::testing::Test {
  protected:
   void SetUp() override {
+    // A factory whose service is not configured (skip_reason() not empty) skips its tests.
+    if constexpr (requires { factory_.skip_reason(); }) {
+      if (auto why = factory_.skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    }
     log_ = factory_.open();
     topic_ = factory_.topic("contract");
   }
-  void TearDown() override { log_->stop(); }
+  void TearDown() override {
+    if (log_) log_->stop();
+  }
 
   void append_ok(std::vector<log_record> recs) {
     auto r = run(log_->append(topic_, std::move(recs)));
@@ -310,6 +317,7 @@ REGISTER_TYPED_TEST_SUITE_P(event_log_contract, poll_returns_appended_records_in
 
 using adapters = ::testing::Types<embedded_log_factory>;
 INSTANTIATE_TYPED_TEST_SUITE_P(embedded, event_log_contract, adapters);
+INSTANTIATE_TYPED_TEST_SUITE_P(kafka, event_log_contract, ::testing::Types<kafka_log_factory>);
 
 }  // namespace
 }  // namespace chat4all

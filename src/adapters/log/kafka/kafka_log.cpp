@@ -1,0 +1,48 @@
+#include "adapters/log/kafka/kafka_log.hpp"
+
+#include <stdexcept>
+
+#include "adapters/log/kafka/consumer.hpp"
+#include "adapters/log/kafka/producer.hpp"
+
+namespace chat4all {
+
+kafka_log::kafka_log(kafka_options opts, obs::metrics_registry* metrics)
+    : producer_(std::make_unique<log_kafka::producer>(std::move(opts), metrics)) {}
+
+kafka_log::~kafka_log() = default;  // the producer's destructor stops it
+
+boost::asio::awaitable<result<void>> kafka_log::append(std::string topic,
+                                                       std::vector<log_record> records) {
+  return producer_->append(std::move(topic), std::move(records));
+}
+
+std::unique_ptr<log_consumer> kafka_log::subscribe(std::string topic, std::string group) {
+  if (topic.empty() || group.empty()) {
+    throw std::invalid_argument("kafka_log::subscribe: empty topic or group name");
+  }
+  // The topic must exist before the consumer's first metadata request, or the consumer
+  // would only notice it at its next periodic metadata refresh.
+  if (auto r = producer_->ensure_topic(topic); !r) {
+    throw std::runtime_error("kafka_log::subscribe: " + r.err().message);
+  }
+  return std::make_unique<log_kafka::consumer>(producer_->options(), topic, group,
+                                               producer_->stopped_flag());
+}
+
+void kafka_log::stop() { producer_->stop(); }
+
+result<void> kafka_log::ensure_topics(const std::vector<std::string>& topics) {
+  for (const auto& t : topics) {
+    if (auto r = producer_->ensure_topic(t); !r) return r;
+  }
+  return ok;
+}
+
+result<void> kafka_log::delete_topics(const std::vector<std::string>& topics) {
+  return producer_->delete_topics(topics);
+}
+
+const kafka_options& kafka_log::options() const noexcept { return producer_->options(); }
+
+}  // namespace chat4all

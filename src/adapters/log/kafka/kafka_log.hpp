@@ -1,0 +1,106 @@
+#pragma once
+// kafka_log: the event_log of cluster mode, on Apache Kafka through librdkafka.
+//
+// Producer: one idempotent producer per kafka_log (enable.idempotence=true, hence acks=all
+// and at most 5 in-flight requests per broker with ordering kept across retries), records
+// batched by librdkafka (linger_ms, compression). append() hands every record to the
+// producer (key = log_record::key, partitioned with murmur2 like the Java client, so one
+// conversation stays in one partition and in order) and completes only when the delivery
+// report of every record says it was written to all in-sync replicas. Delivery reports are
+// served by a dedicated poller thread, which resumes each awaiting coroutine on its own
+// executor; no librdkafka call that waits runs on the caller's thread.
+//
+// Topics: `topic_prefix + name`, created on first use (append, subscribe) or by
+// ensure_topics() through the Admin API with the partition count of partitions_by_topic
+// (else `partitions`), replication_factor and min.insync.replicas; a topic that exists is
+// used as it is (a different partition count is logged as a warning).
+//
+// Consumers (subscribe): one KafkaConsumer each, group.id = topic_prefix + group,
+// cooperative-sticky assignment, auto.offset.reset=earliest, no auto-commit: only commit()
+// moves the group's position, so whatever a consumer polled but did not commit is
+// redelivered to the next owner of its partition. Every librdkafka call of a consumer
+// (poll, commit, close) runs on that consumer's own thread.
+//
+// Thread-safety: append, ensure_topics, subscribe and stop may be called from any thread.
+// A log_consumer is used by one coroutine at a time.
+// Lifetime: the kafka_log must outlive its appends (stop() completes them); consumers are
+// independent clients and may outlive it (their polls then report `unavailable`).
+// Destroying a consumer closes it (leaves the group; blocks for up to a few seconds).
+// Errors: append -> invalid_input (empty topic), unavailable (stopped; a delivery failed or
+// timed out after delivery_timeout_ms; the producer hit a fatal error; the topic could not
+// be created). poll -> unavailable (the log was stopped, or a consumer error such as a
+// fatal error or an unknown topic); commit -> unavailable (the broker refused it, e.g. the
+// partitions were reassigned meanwhile: their entries will be delivered again).
+// The constructor throws std::invalid_argument when librdkafka rejects a setting;
+// subscribe() throws std::runtime_error when its topic cannot be created or the consumer
+// cannot be made; ensure_topics() returns the error.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "domain/ports/event_log.hpp"
+
+namespace chat4all {
+namespace obs {
+class metrics_registry;
+}
+
+struct kafka_options {
+  std::string bootstrap;  // "host:port,host:port"
+  std::string client_id = "chat4all";
+  std::string topic_prefix;  // prepended to every topic and consumer group name
+  int partitions = 100;      // for topics absent from partitions_by_topic
+  int replication_factor = 1;
+  int min_insync_replicas = 1;
+  int linger_ms = 5;
+  std::string compression = "lz4";
+  std::map<std::string, int> partitions_by_topic;  // unprefixed topic name -> partitions
+
+  // A record not acknowledged within this time fails its append with `unavailable`.
+  int delivery_timeout_ms = 30000;
+  // How long stop() lets queued records be delivered before failing them.
+  int stop_flush_timeout_ms = 5000;
+  // Consumer group liveness: a consumer that stops heartbeating for this long loses its
+  // partitions to the other members.
+  int session_timeout_ms = 10000;
+  // Extra librdkafka properties (override the ones above), e.g. for tests or TLS.
+  std::map<std::string, std::string> producer_config;
+  std::map<std::string, std::string> consumer_config;
+};
+
+namespace log_kafka {
+class producer;
+}
+
+class kafka_log final : public event_log {
+ public:
+  // Creates the producer and starts its poller thread; connects lazily (no broker needs
+  // to be up yet).
+  explicit kafka_log(kafka_options opts, obs::metrics_registry* metrics = nullptr);
+  ~kafka_log() override;  // stop()
+  kafka_log(const kafka_log&) = delete;
+  kafka_log& operator=(const kafka_log&) = delete;
+
+  boost::asio::awaitable<result<void>> append(std::string topic,
+                                              std::vector<log_record> records) override;
+  // Creates the topic if needed (blocking Admin API call on the calling thread, bounded by
+  // a few seconds) and returns a consumer that joins the group on its first poll.
+  std::unique_ptr<log_consumer> subscribe(std::string topic, std::string group) override;
+  // Idempotent. Waits up to stop_flush_timeout_ms for queued records, then fails the rest
+  // (their appends complete with `unavailable`) and joins the poller thread.
+  void stop() override;
+
+  // Creates or checks the (unprefixed) topics now, e.g. at start-up. Blocking.
+  result<void> ensure_topics(const std::vector<std::string>& topics);
+  // Deletes the (unprefixed) topics and their records, e.g. a test's own topics. Blocking.
+  result<void> delete_topics(const std::vector<std::string>& topics);
+
+  const kafka_options& options() const noexcept;
+
+ private:
+  std::unique_ptr<log_kafka::producer> producer_;
+};
+
+}  // namespace chat4all
