@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "contract/store/postgres_factory.hpp"
 #include "contract/store/sqlite_factory.hpp"
 #include "domain/ports/store.hpp"
 
@@ -66,6 +67,8 @@ template <class Factory>
 class store_contract : public ::testing::Test {
  protected:
   void SetUp() override {
+    if constexpr (requires { Factory::skip_reason(); })
+      if (auto why = Factory::skip_reason()) GTEST_SKIP() << *why;
     store_ = factory_.open();
     auto v = run(store_->migrate());
     ASSERT_TRUE(v) << v.err().message;
@@ -847,7 +850,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     group_message_is_read_when_every_other_member_read_it, store_messages_throughput,
     list_conversations_with_1000_conversations);
 
-using store_factories = ::testing::Types<sqlite_factory>;
+using store_factories = ::testing::Types<sqlite_factory, postgres_factory>;
 
 struct factory_names {
   template <class T>
