@@ -9,7 +9,8 @@
 # Listens on 127.0.0.1:${CHAT4ALL_REDIS_PORT:-56379} only (protected mode on, no unix
 # socket). Redis carries only fan-out traffic (pub/sub), so there is no persistence: no RDB
 # snapshots, no AOF. Configuration, pidfile, log and working directory live in
-# <repo>/var/services/redis (git-ignored). Every command is idempotent; `start` is quiet
+# <repo>/var/services/redis (git-ignored); an instance on another port (a test that restarts
+# its own Redis) lives in <repo>/var/services/redis-<port>, so instances never collide. Every command is idempotent; `start` is quiet
 # when it is already running. Works as root and as a normal user (Redis does not refuse
 # root, and every file it writes is inside the project directory).
 #
@@ -19,7 +20,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 port=${CHAT4ALL_REDIS_PORT:-56379}
 start_timeout=${CHAT4ALL_REDIS_START_TIMEOUT:-20}
-base=$repo/var/services/redis
+if [[ $port == 56379 ]]; then base=$repo/var/services/redis; else base=$repo/var/services/redis-$port; fi
 conf=$base/redis.conf
 pidfile=$base/redis.pid
 logfile=$base/redis.log
@@ -42,10 +43,17 @@ server_pid() {
   local pid
   [[ -s $pidfile ]] || return 1
   pid=$(cat "$pidfile")
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   # redis-server rewrites its process title to "redis-server 127.0.0.1:<port>".
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "redis-server 127.0.0.1:$port" || return 1
   echo "$pid"
+}
+
+# Running, and not a zombie: a daemon's parent (init in a container) may reap it late.
+alive() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $st && $st != Z ]]
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
@@ -112,7 +120,7 @@ cmd_stop() {
   }
   "$cli" -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
   deadline=$((SECONDS + 10))
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if ((SECONDS >= deadline)); then
       echo "redis.sh: shutdown took over 10 s: killing $pid" >&2
       kill -KILL "$pid" 2>/dev/null || true

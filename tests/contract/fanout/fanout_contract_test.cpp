@@ -1,4 +1,5 @@
 // Contract of the fanout port, run against every adapter. Each adapter supplies a factory:
+//   void set_up()                             may GTEST_SKIP (service not configured) or FAIL
 //   std::unique_ptr<fanout> make()            a fanout (fresh connection for Redis)
 //   std::string channel(std::string_view)     a channel name unique to this test
 //   void settle()                             waits until subscriptions made so far are live
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "adapters/fanout/inproc/inproc_fanout.hpp"
+#include "contract/fanout/redis_factory.hpp"
 
 namespace chat4all {
 namespace {
@@ -24,6 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 
 struct inproc_fanout_factory {
+  void set_up() {}
   std::unique_ptr<fanout> make() { return std::make_unique<inproc_fanout>(); }
   std::string channel(std::string_view base) { return std::string(base); }
   void settle() {}
@@ -70,8 +73,13 @@ class collector {
 template <class Factory>
 class fanout_contract : public ::testing::Test {
  protected:
+  void SetUp() override {
+    factory_.set_up();
+    if (this->IsSkipped() || this->HasFatalFailure()) return;
+    f_ = factory_.make();
+  }
   Factory factory_;
-  std::unique_ptr<fanout> f_ = factory_.make();
+  std::unique_ptr<fanout> f_;
 };
 
 TYPED_TEST_SUITE_P(fanout_contract);
@@ -211,8 +219,9 @@ REGISTER_TYPED_TEST_SUITE_P(fanout_contract, delivers_to_every_subscriber_of_the
                             subscribing_and_unsubscribing_while_publishing_is_safe,
                             a_handler_may_publish_and_unsubscribe_itself);
 
-using adapters = ::testing::Types<inproc_fanout_factory>;
-INSTANTIATE_TYPED_TEST_SUITE_P(inproc, fanout_contract, adapters);
+INSTANTIATE_TYPED_TEST_SUITE_P(inproc, fanout_contract, ::testing::Types<inproc_fanout_factory>);
+INSTANTIATE_TYPED_TEST_SUITE_P(redis, fanout_contract,
+                               ::testing::Types<testing::redis_fanout_factory>);
 
 }  // namespace
 }  // namespace chat4all
