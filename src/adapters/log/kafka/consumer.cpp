@@ -52,6 +52,31 @@ bool is_fatal(rd_kafka_t* rk, std::string& why) {
   return true;
 }
 
+std::size_t assigned_partitions(rd_kafka_t* rk) {
+  rd_kafka_topic_partition_list_t* a = nullptr;
+  if (rd_kafka_assignment(rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || a == nullptr) return 0;
+  const auto n = static_cast<std::size_t>(a->cnt);
+  rd_kafka_topic_partition_list_destroy(a);
+  return n;
+}
+
+// Leaves the group, then closes. With cooperative-sticky, librdkafka 2.0.2's
+// rd_kafka_consumer_close() revokes the assignment but sends no LeaveGroup: the broker keeps
+// the member until session.timeout.ms and the next consumer of the group waits that long
+// for its partitions. An explicit unsubscribe does send it once the incremental unassign
+// is done, which takes a few polls (bounded here: ~200 ms). Entries polled meanwhile are
+// dropped uncommitted, so the next owner gets them again.
+void close_consumer(rd_kafka_t* rk) {
+  rd_kafka_unsubscribe(rk);
+  for (int i = 0; i < 20; ++i) {
+    std::unique_ptr<rd_kafka_message_t, message_deleter> m(rd_kafka_consumer_poll(rk, 10));
+    if (assigned_partitions(rk) == 0) break;
+  }
+  if (const auto err = rd_kafka_consumer_close(rk); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    log::warn("kafka consumer close", {{"error", rd_kafka_err2name(err)}});
+  }
+}
+
 }  // namespace
 
 consumer::consumer(const kafka_options& opts, const std::string& topic, const std::string& group,
@@ -71,11 +96,7 @@ consumer::consumer(const kafka_options& opts, const std::string& topic, const st
 consumer::~consumer() {
   // On the consumer's thread, after any job still queued there.
   rd_kafka_t* rk = rk_.get();
-  asio::post(worker_, [rk] {
-    if (const auto err = rd_kafka_consumer_close(rk); err) {
-      log::warn("kafka consumer close", {{"error", rd_kafka_err2name(err)}});
-    }
-  });
+  asio::post(worker_, [rk] { close_consumer(rk); });
   worker_.join();
   rk_.reset();
 }
