@@ -11,8 +11,8 @@ Standard library only. Used by every tests/e2e/test_*.py suite.
 
 Environment:
     CHAT4ALL_BIN             path to the chat4all binary (ctest sets it)
-    CHAT4ALL_E2E_KEEP=1      keep the temporary data dirs and logs
-    CHAT4ALL_E2E_LOG_LEVEL   server log level (default "warn")
+    CHAT4ALL_TEST_E2E_KEEP=1      keep the temporary data dirs and logs
+    CHAT4ALL_TEST_E2E_LOG_LEVEL   server log level (default "warn")
     Any CHAT4ALL_* variable already in the environment is passed to the server too.
 """
 
@@ -130,7 +130,7 @@ class Server:
             "CHAT4ALL_AUTH_JWT_SECRET": TEST_SECRET,
             "CHAT4ALL_AUTH_ARGON2_OPSLIMIT": "1",
             "CHAT4ALL_AUTH_ARGON2_MEMLIMIT_KIB": "8192",
-            "CHAT4ALL_LOGGING_LEVEL": os.environ.get("CHAT4ALL_E2E_LOG_LEVEL", "warn"),
+            "CHAT4ALL_LOGGING_LEVEL": os.environ.get("CHAT4ALL_TEST_E2E_LOG_LEVEL", "warn"),
         })
         e.update(self.extra_env)
         return e
@@ -222,7 +222,7 @@ class Server:
     def cleanup(self):
         if self.running():
             self.kill9()
-        if os.environ.get("CHAT4ALL_E2E_KEEP"):
+        if os.environ.get("CHAT4ALL_TEST_E2E_KEEP"):
             return
         shutil.rmtree(self.tmp, ignore_errors=True)
 
