@@ -4,8 +4,10 @@
 //   CHAT4ALL_TEST_KAFKA_BOOTSTRAP=$(scripts/services/kafka.sh bootstrap) build/tests/test_contract_log
 // Without CHAT4ALL_TEST_KAFKA_BOOTSTRAP the Kafka instantiation is skipped. Each test gets
 // a random topic (and consumer group) prefix and 3 partitions; its topics are deleted at
-// the end.
+// the end. Against the 3-node cluster (kafka.sh start cluster) set
+// CHAT4ALL_TEST_KAFKA_REPLICATION=3: topics then get RF=3 and min.insync.replicas=2.
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -20,6 +22,9 @@ namespace chat4all {
 struct kafka_log_factory {
   kafka_log_factory() {
     if (const char* b = std::getenv("CHAT4ALL_TEST_KAFKA_BOOTSTRAP"); b != nullptr) bootstrap = b;
+    if (const char* rf = std::getenv("CHAT4ALL_TEST_KAFKA_REPLICATION"); rf != nullptr) {
+      replication = std::max(1, std::atoi(rf));
+    }
     std::random_device rd;
     static constexpr char hex[] = "0123456789abcdef";
     prefix = "c4a-test-";
@@ -47,6 +52,8 @@ struct kafka_log_factory {
     o.client_id = "chat4all-contract-test";
     o.topic_prefix = prefix;
     o.partitions = 3;  // several partitions (order per key is checked) but fast to create
+    o.replication_factor = replication;
+    o.min_insync_replicas = replication > 1 ? 2 : 1;
     o.linger_ms = 1;
     o.stop_flush_timeout_ms = 2000;
     o.session_timeout_ms = 6000;
@@ -61,6 +68,7 @@ struct kafka_log_factory {
   }
 
   std::string bootstrap;
+  int replication = 1;
   std::string prefix;
   std::vector<std::string> topics;
 };

@@ -15,9 +15,9 @@ namespace {
 // librdkafka syslog levels: 0 emerg .. 7 debug.
 void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   const char* client = rd_kafka_name(rk);
-  if (level <= 3) {
+  if (level <= 2) {
     log::error("librdkafka", {{"client", client}, {"facility", fac}, {"detail", buf}});
-  } else if (level <= 4) {
+  } else if (level <= 4) {  // 3 (err) included: connection failures, expected during restarts
     log::warn("librdkafka", {{"client", client}, {"facility", fac}, {"detail", buf}});
   } else if (level <= 6) {
     log::info("librdkafka", {{"client", client}, {"facility", fac}, {"detail", buf}});
@@ -26,9 +26,10 @@ void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   }
 }
 
-// Global client errors (all brokers down, authentication, fatal idempotence errors). Most are
-// transient and librdkafka recovers by itself; they are logged, and the calls that depend on
-// them report their own failures.
+// Global client errors. Most are transient and librdkafka recovers by itself; connection
+// failures are already logged by on_log (facility FAIL), so only the cluster-wide state and
+// fatal errors are logged here. The calls that depend on the cluster report their own
+// failures (append, poll, commit).
 void on_error(rd_kafka_t* rk, int err, const char* reason, void* /*opaque*/) {
   const auto code = static_cast<rd_kafka_resp_err_t>(err);
   if (code == RD_KAFKA_RESP_ERR__FATAL) {
@@ -39,6 +40,7 @@ void on_error(rd_kafka_t* rk, int err, const char* reason, void* /*opaque*/) {
                                      {"reason", why}});
     return;
   }
+  if (code == RD_KAFKA_RESP_ERR__TRANSPORT) return;
   log::warn("kafka client error",
             {{"client", rd_kafka_name(rk)}, {"error", rd_kafka_err2name(code)}, {"reason", reason}});
 }

@@ -134,9 +134,16 @@ void producer::on_delivery(int err) noexcept {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
   if (delivery_errors_ != nullptr) delivery_errors_->inc();
   const auto e = static_cast<rd_kafka_resp_err_t>(err);
-  if (e != RD_KAFKA_RESP_ERR__PURGE_QUEUE && e != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-    log::warn("kafka delivery failed", {{"error", rd_kafka_err2name(e)}});
-  }
+  if (e == RD_KAFKA_RESP_ERR__PURGE_QUEUE || e == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) return;
+  // While a cluster is unreachable every queued record fails: one line per second at most
+  // (this runs on the poller thread only).
+  ++failures_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_failure_log_ < 1s) return;
+  last_failure_log_ = now;
+  log::warn("kafka delivery failed",
+            {{"error", rd_kafka_err2name(e)}, {"records", failures_unlogged_}});
+  failures_unlogged_ = 0;
 }
 
 rd_kafka_topic_s* producer::find_topic(const std::string& topic) const {

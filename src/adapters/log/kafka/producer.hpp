@@ -7,6 +7,8 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <map>
@@ -66,6 +68,10 @@ class producer {
   boost::asio::thread_pool admin_{1};  // blocking Admin API calls awaited by append()
   std::atomic<bool> poller_run_{true};
   std::thread poller_;
+
+  // Rate limit of the delivery-failure log line (poller thread only).
+  std::chrono::steady_clock::time_point last_failure_log_{};
+  std::uint64_t failures_unlogged_ = 0;
 
   obs::gauge* queue_depth_ = nullptr;
   obs::counter* delivery_errors_ = nullptr;
