@@ -171,11 +171,21 @@ std::int64_t rows::affected() const noexcept {
 connection::connection(const std::string& conninfo, const std::string& schema) {
   // Defaults first: `dbname` (expanded from the caller's conninfo or URI) comes last, so
   // anything the caller set overrides them. Keepalives detect a dead server within ~25 s
-  // instead of the kernel's two hours.
-  const char* keys[] = {"application_name",    "connect_timeout",  "keepalives",
-                        "keepalives_idle",     "keepalives_interval", "keepalives_count",
-                        "dbname",              nullptr};
-  const char* vals[] = {"chat4all", "5", "1", "10", "5", "3", conninfo.c_str(), nullptr};
+  // instead of the kernel's two hours; the timeouts bound every wait of a worker thread (a
+  // lock held by a stuck peer, a runaway statement) and free locks of a stuck transaction.
+  const char* keys[] = {"application_name", "connect_timeout",     "keepalives",
+                        "keepalives_idle",  "keepalives_interval", "keepalives_count",
+                        "options",          "dbname",              nullptr};
+  const char* vals[] = {"chat4all",
+                        "5",
+                        "1",
+                        "10",
+                        "5",
+                        "3",
+                        "-c statement_timeout=60s -c lock_timeout=30s "
+                        "-c idle_in_transaction_session_timeout=60s",
+                        conninfo.c_str(),
+                        nullptr};
   c_ = PQconnectdbParams(keys, vals, 1);
   if (!c_ || PQstatus(c_) != CONNECTION_OK) {
     std::string msg = c_ ? trimmed(PQerrorMessage(c_)) : "out of memory";
