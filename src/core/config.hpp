@@ -11,7 +11,7 @@ namespace chat4all {
 
 struct server_config {
   std::string listen = "127.0.0.1:8080";  // host:port
-  int threads = 1;                        // I/O threads (0 = one per core)
+  int threads = 0;                        // I/O threads (0 = one per core)
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 256 * 1024;          // default per route
   std::size_t max_batch_body_bytes = 40 * 1024 * 1024;  // POST /v1/messages:batch
