@@ -22,16 +22,33 @@ struct server_config {
 };
 
 struct storage_config {
+  std::string backend = "sqlite";  // "sqlite" (embedded) | "postgres" (cluster)
   std::string data_dir = "./var/data";
   std::string sqlite_synchronous = "normal";  // "normal" | "full"
   int worker_threads = 4;                      // blocking store work runs here
   int busy_timeout_ms = 5000;
+  std::string postgres_url;              // libpq conninfo, required with backend = postgres
+  std::string postgres_schema = "public";
+  int postgres_pool_size = 8;
 };
 
 struct log_config {
+  std::string backend = "embedded";  // "embedded" | "kafka"
   std::size_t segment_bytes = 64 * 1024 * 1024;
   std::size_t max_batch_records = 8192;  // group commit: records per fsync at most
   bool fsync = true;                     // false only for benchmarks of the non-durable path
+  std::string kafka_bootstrap;           // host:port[,host:port], required with backend = kafka
+  std::string kafka_topic_prefix;        // prepended to every topic name
+  int kafka_partitions = 100;            // of the messages topic (SPEC §6)
+  int kafka_replication_factor = 3;
+  int kafka_min_insync_replicas = 2;
+  int kafka_linger_ms = 5;
+};
+
+struct fanout_config {
+  std::string backend = "inproc";  // "inproc" | "redis"
+  std::string redis_url;           // redis://host:port, required with backend = redis
+  std::string redis_channel_prefix = "chat4all:";
 };
 
 struct auth_config {
@@ -68,6 +85,7 @@ struct config {
   server_config server;
   storage_config storage;
   log_config log;
+  fanout_config fanout;
   auth_config auth;
   limits_config limits;
   router_config router;

@@ -177,6 +177,8 @@ std::vector<key_spec> build_specs() {
                       "On SIGTERM, seconds to drain in-flight requests before exiting."));
 
   const auto sto = [](auto m) { return member(&config::storage, m); };
+  v.push_back(choice("storage", "backend", sto(&storage_config::backend), {"sqlite", "postgres"},
+                     "Where data lives: embedded SQLite under data_dir, or PostgreSQL."));
   v.push_back(text("storage", "data_dir", sto(&storage_config::data_dir), "a non-empty path",
                    non_empty, "Directory for the database, the log and blobs."));
   v.push_back(choice("storage", "sqlite_synchronous", sto(&storage_config::sqlite_synchronous),
@@ -187,8 +189,20 @@ std::vector<key_spec> build_specs() {
                       "Threads that run blocking storage work."));
   v.push_back(integer("storage", "busy_timeout_ms", sto(&storage_config::busy_timeout_ms), 0,
                       600000, "How long SQLite waits on a locked database, in milliseconds."));
+  v.push_back(text("storage", "postgres_url", sto(&storage_config::postgres_url),
+                   "a libpq connection string", [](std::string_view) { return true; },
+                   "PostgreSQL connection (postgresql://user@host:port/db); required with "
+                   "backend = postgres.",
+                   true));
+  v.push_back(text("storage", "postgres_schema", sto(&storage_config::postgres_schema),
+                   "a non-empty schema name", non_empty,
+                   "PostgreSQL schema holding the tables (created if missing)."));
+  v.push_back(integer("storage", "postgres_pool_size", sto(&storage_config::postgres_pool_size), 1,
+                      1024, "PostgreSQL connections per process."));
 
   const auto lg = [](auto m) { return member(&config::log, m); };
+  v.push_back(choice("log", "backend", lg(&log_config::backend), {"embedded", "kafka"},
+                     "The durable event log: embedded segment files under data_dir, or Kafka."));
   v.push_back(integer("log", "segment_bytes", lg(&log_config::segment_bytes), 4 * kib, 16 * gib,
                       "Size at which the embedded event log starts a new segment file."));
   v.push_back(integer("log", "max_batch_records", lg(&log_config::max_batch_records), 1, 1000000,
@@ -196,6 +210,31 @@ std::vector<key_spec> build_specs() {
   v.push_back(boolean("log", "fsync", lg(&log_config::fsync),
                       "fsync the log before acknowledging; false only to benchmark the "
                       "non-durable path."));
+  v.push_back(text("log", "kafka_bootstrap", lg(&log_config::kafka_bootstrap),
+                   "host:port[,host:port...]", [](std::string_view) { return true; },
+                   "Kafka bootstrap servers; required with backend = kafka."));
+  v.push_back(text("log", "kafka_topic_prefix", lg(&log_config::kafka_topic_prefix), "any string",
+                   [](std::string_view) { return true; },
+                   "Prefix of every topic name (several deployments on one cluster)."));
+  v.push_back(integer("log", "kafka_partitions", lg(&log_config::kafka_partitions), 1, 10000,
+                      "Partitions of the messages topic when the server creates it."));
+  v.push_back(integer("log", "kafka_replication_factor", lg(&log_config::kafka_replication_factor),
+                      1, 16, "Replication factor of topics the server creates."));
+  v.push_back(integer("log", "kafka_min_insync_replicas",
+                      lg(&log_config::kafka_min_insync_replicas), 1, 16,
+                      "min.insync.replicas of topics the server creates."));
+  v.push_back(integer("log", "kafka_linger_ms", lg(&log_config::kafka_linger_ms), 0, 1000,
+                      "Producer linger: how long records wait to share a batch."));
+
+  const auto fo = [](auto m) { return member(&config::fanout, m); };
+  v.push_back(choice("fanout", "backend", fo(&fanout_config::backend), {"inproc", "redis"},
+                     "Real-time event fan-out: in-process, or Redis pub/sub between instances."));
+  v.push_back(text("fanout", "redis_url", fo(&fanout_config::redis_url), "redis://host:port",
+                   [](std::string_view u) { return u.empty() || u.starts_with("redis://"); },
+                   "Redis for fan-out; required with backend = redis."));
+  v.push_back(text("fanout", "redis_channel_prefix", fo(&fanout_config::redis_channel_prefix),
+                   "any string", [](std::string_view) { return true; },
+                   "Prefix of every Redis pub/sub channel."));
 
   const auto au = [](auto m) { return member(&config::auth, m); };
   v.push_back(text(
