@@ -12,11 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
-#include "adapters/fanout/inproc/inproc_fanout.hpp"
-#include "adapters/log/embedded/embedded_log.hpp"
-#include "adapters/store/sqlite/sqlite_store.hpp"
+#include "app/adapters.hpp"
 #include "api/handlers.hpp"
 #include "api/http_server.hpp"
 #include "api/route_table.hpp"
@@ -45,7 +44,8 @@ T run_sync(asio::io_context& ctx, asio::awaitable<T> task) {
   return fut.get();
 }
 
-std::string db_path(const config& cfg) { return (fs::path(cfg.storage.data_dir) / "chat4all.db"); }
+// In a process without a router, accepted ids are forgotten after this (the store answers).
+constexpr std::chrono::seconds api_only_inflight_ttl{30};
 }  // namespace
 
 std::string resolve_jwt_secret(const config& cfg) {
@@ -69,10 +69,9 @@ std::string resolve_jwt_secret(const config& cfg) {
 }
 
 int migrate(const config& cfg) {
-  fs::create_directories(cfg.storage.data_dir);
-  sqlite_store db(db_path(cfg), cfg.storage);
+  auto db = make_store(cfg);
   asio::io_context ctx;
-  auto v = run_sync(ctx, db.migrate());
+  auto v = run_sync(ctx, db->migrate());
   if (!v) {
     std::cerr << "migrate failed: " << v.err().message << '\n';
     return 1;
@@ -83,7 +82,8 @@ int migrate(const config& cfg) {
 
 int add_user(const config& cfg, const std::string& username, const std::string& password) {
   fs::create_directories(cfg.storage.data_dir);
-  sqlite_store db(db_path(cfg), cfg.storage);
+  auto store_ptr = make_store(cfg);
+  auto& db = *store_ptr;
   asio::io_context ctx;
   if (auto v = run_sync(ctx, db.migrate()); !v) {
     std::cerr << "migrate failed: " << v.err().message << '\n';
@@ -107,37 +107,49 @@ int serve(config cfg) {
   log::init_logging(cfg.logging, "chat4all", cfg.role);
   fs::create_directories(cfg.storage.data_dir);
   cfg.auth.jwt_secret = resolve_jwt_secret(cfg);
+  const bool runs_api = cfg.role == "all" || cfg.role == "api";
+  const bool runs_router = cfg.role == "all" || cfg.role == "router";
 
   obs::metrics_registry metrics;
   system_clock clk;
   asio::thread_pool blocking(2);  // argon2id; bounded so logins cannot starve the machine
   asio::io_context pipeline_ctx;  // router stage and signal handling
 
-  sqlite_store db(db_path(cfg), cfg.storage);
+  auto store_ptr = make_store(cfg);
+  auto& db = *store_ptr;
   if (auto v = run_sync(pipeline_ctx, db.migrate()); !v) {
     log::error("store migration failed", {{"reason", v.err().message}});
     return 1;
   }
-  embedded_log event_log((fs::path(cfg.storage.data_dir) / "log").string(), cfg.log);
-  inproc_fanout fan;
+  auto log_ptr = make_event_log(cfg, metrics);
+  auto& event_log = *log_ptr;
+  auto fan_ptr = make_fanout(cfg, metrics);
+  auto& fan = *fan_ptr;
   log_channel_dispatch channels(event_log);
   membership_cache members(db);
-  inflight_messages inflight(max_inflight_messages);
+  inflight_messages inflight(max_inflight_messages,
+                             runs_router ? inflight_messages::never : api_only_inflight_ttl);
 
   auth_service auth(db, db, clk, cfg.auth, blocking.get_executor());
   conversation_service conversations(db, db, db, members, fan, clk, cfg.limits);
   message_service messages(members, db, event_log, inflight, clk, cfg.limits);
-  message_router router(event_log, db, fan, channels, inflight, clk, cfg.router, metrics);
+  std::optional<message_router> router;
+  if (runs_router)
+    router.emplace(event_log, db, fan, channels, inflight, clk, cfg.router, metrics);
 
   if (auto r = run_sync(pipeline_ctx, auth.load_revocations()); !r) {
     log::error("cannot load token revocations", {{"reason", r.err().message}});
     return 1;
   }
   // Catch up with everything accepted before a crash, so that idempotency checks see it.
-  auto drained = run_sync(pipeline_ctx, router.drain());
-  if (!drained) {
-    log::error("router catch-up failed", {{"reason", drained.err().message}});
-    return 1;
+  std::size_t recovered = 0;
+  if (router) {
+    auto drained = run_sync(pipeline_ctx, router->drain());
+    if (!drained) {
+      log::error("router catch-up failed", {{"reason", drained.err().message}});
+      return 1;
+    }
+    recovered = *drained;
   }
   if (cfg.seed_demo_users) {
     for (const char* name : {"alice", "bob", "carol", "dave"}) {
@@ -149,36 +161,48 @@ int serve(config cfg) {
   std::atomic<bool> ready{false};
   api::route_table routes;
   api::api_services services{auth, conversations, messages, db, metrics, cfg, ready};
-  api::register_all_routes(routes, services);
+  if (runs_api)
+    api::register_all_routes(routes, services);
+  else
+    api::register_ops_routes(routes, services);  // a router still exposes health and metrics
   api::http_server server(
       cfg.server, routes,
       [&auth](std::string_view token) { return auth.authenticate(token); }, metrics);
   server.start();
 
   pipeline_ctx.restart();
-  asio::co_spawn(pipeline_ctx, router.run(), [](std::exception_ptr ep) {
-    if (ep) {
+  auto work = asio::make_work_guard(pipeline_ctx);  // keeps run() alive in api-only roles
+  if (router) {
+    asio::co_spawn(pipeline_ctx, router->run(), [&work](std::exception_ptr ep) {
+      work.reset();
+      if (!ep) return;
       try {
         std::rethrow_exception(ep);
       } catch (const std::exception& e) {
         log::error("router stopped by an exception", {{"what", e.what()}});
       }
-    }
-  });
+    });
+  }
   asio::signal_set signals(pipeline_ctx, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("signal received, draining", {{"signal", sig}});
     ready = false;
     server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s));
-    router.stop();
+    if (router)
+      router->stop();
+    else
+      work.reset();
   });
   ready = true;
   log::info("chat4all serving", {{"listen", cfg.server.listen},
                                  {"port", static_cast<std::int64_t>(server.bound_port())},
-                                 {"data_dir", cfg.storage.data_dir},
-                                 {"recovered_records", static_cast<std::int64_t>(*drained)}});
-  pipeline_ctx.run();  // returns once the router loop ended after the signal
+                                 {"role", cfg.role},
+                                 {"store", cfg.storage.backend},
+                                 {"log", cfg.log.backend},
+                                 {"fanout", cfg.fanout.backend},
+                                 {"recovered_records", static_cast<std::int64_t>(recovered)}});
+  pipeline_ctx.run();  // returns once the router loop ended (or the api-only guard dropped)
   event_log.stop();
   log::info("chat4all stopped");
   log::flush();

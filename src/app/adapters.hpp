@@ -1,0 +1,19 @@
+#pragma once
+// Chooses the adapters named by the configuration (the only place that knows them all).
+
+#include <memory>
+
+#include "core/config.hpp"
+#include "domain/ports/event_log.hpp"
+#include "domain/ports/fanout.hpp"
+#include "domain/ports/store.hpp"
+#include "obs/metrics.hpp"
+
+namespace chat4all::app {
+
+// Throws std::runtime_error naming the missing key when a backend lacks its settings.
+std::unique_ptr<store> make_store(const config& cfg);
+std::unique_ptr<event_log> make_event_log(const config& cfg, obs::metrics_registry& metrics);
+std::unique_ptr<fanout> make_fanout(const config& cfg, obs::metrics_registry& metrics);
+
+}  // namespace chat4all::app
