@@ -1,10 +1,26 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds, and runs the whole test suite:
-# unit, contract and end-to-end (the real binary over HTTP). Exit status 0 = all passed.
-# CHAT4ALL_TEST_LABELS narrows it, e.g. CHAT4ALL_TEST_LABELS=unit scripts/test.sh
+# Sets up a fresh Debian 12 machine, builds, starts the real services the tests need
+# (PostgreSQL, Redis, a Kafka broker — on 127.0.0.1 only, data under ./var/services), and
+# runs the whole test suite: unit, contract (every adapter of every port), e2e (the real
+# binary over HTTP, on the embedded default and in cluster mode). Exit status 0 = all passed.
+#   CHAT4ALL_TEST_LABELS=unit scripts/test.sh   narrow by ctest label (no services needed)
+#   CHAT4ALL_KEEP_SERVICES=1                    leave the services running afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
 labels=${CHAT4ALL_TEST_LABELS:-unit|contract|e2e}
+
+if [[ "$labels" != "unit" ]]; then
+  services=(postgres redis kafka)
+  if [[ -z "${CHAT4ALL_KEEP_SERVICES:-}" ]]; then
+    trap 'for s in "${services[@]}"; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
+  fi
+  for s in "${services[@]}"; do scripts/services/$s.sh start; done
+  CHAT4ALL_TEST_PG_URL=$(scripts/services/postgres.sh url)
+  CHAT4ALL_TEST_REDIS_URL=$(scripts/services/redis.sh url)
+  CHAT4ALL_TEST_KAFKA_BOOTSTRAP=$(scripts/services/kafka.sh bootstrap)
+  export CHAT4ALL_TEST_PG_URL CHAT4ALL_TEST_REDIS_URL CHAT4ALL_TEST_KAFKA_BOOTSTRAP
+fi
+
 ctest --test-dir build -L "$labels" --output-on-failure -j "${CHAT4ALL_TEST_JOBS:-2}" --timeout 900

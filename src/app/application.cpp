@@ -197,7 +197,6 @@ int serve(config cfg) {
   ready = true;
   log::info("chat4all serving", {{"listen", cfg.server.listen},
                                  {"port", static_cast<std::int64_t>(server.bound_port())},
-                                 {"role", cfg.role},
                                  {"store", cfg.storage.backend},
                                  {"log", cfg.log.backend},
                                  {"fanout", cfg.fanout.backend},

@@ -57,6 +57,38 @@ def binary_path() -> str:
     return p
 
 
+def cluster_mode() -> bool:
+    return os.environ.get("CHAT4ALL_TEST_E2E_MODE", "embedded") == "cluster"
+
+
+def cluster_env(tag: str) -> dict:
+    """Backends for cluster mode (`--role all` on real PostgreSQL, Kafka and Redis, whose
+    addresses scripts/test.sh exports); {} in embedded mode. Raises SkipTest when cluster mode
+    is asked for but the services are not there (scripts/test.sh always provides them)."""
+    if not cluster_mode():
+        return {}
+    need = ("CHAT4ALL_TEST_PG_URL", "CHAT4ALL_TEST_KAFKA_BOOTSTRAP", "CHAT4ALL_TEST_REDIS_URL")
+    missing = [v for v in need if not os.environ.get(v)]
+    if missing:
+        raise unittest.SkipTest("cluster mode needs " + ", ".join(missing) + " (scripts/test.sh sets them)")
+    tag = "".join(c if c.isalnum() else "_" for c in tag.lower())[-40:]
+    return {
+        "CHAT4ALL_STORAGE_BACKEND": "postgres",
+        "CHAT4ALL_STORAGE_POSTGRES_URL": os.environ["CHAT4ALL_TEST_PG_URL"],
+        "CHAT4ALL_STORAGE_POSTGRES_SCHEMA": "e2e_" + tag,
+        "CHAT4ALL_STORAGE_POSTGRES_POOL_SIZE": "4",
+        "CHAT4ALL_LOG_BACKEND": "kafka",
+        "CHAT4ALL_LOG_KAFKA_BOOTSTRAP": os.environ["CHAT4ALL_TEST_KAFKA_BOOTSTRAP"],
+        "CHAT4ALL_LOG_KAFKA_TOPIC_PREFIX": "e2e." + tag + ".",
+        "CHAT4ALL_LOG_KAFKA_PARTITIONS": "8",
+        "CHAT4ALL_LOG_KAFKA_REPLICATION_FACTOR": os.environ.get("CHAT4ALL_TEST_KAFKA_RF", "1"),
+        "CHAT4ALL_LOG_KAFKA_MIN_INSYNC_REPLICAS": os.environ.get("CHAT4ALL_TEST_KAFKA_MIN_ISR", "1"),
+        "CHAT4ALL_FANOUT_BACKEND": "redis",
+        "CHAT4ALL_FANOUT_REDIS_URL": os.environ["CHAT4ALL_TEST_REDIS_URL"],
+        "CHAT4ALL_FANOUT_REDIS_CHANNEL_PREFIX": "e2e:" + tag + ":",
+    }
+
+
 def free_port() -> int:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -121,10 +153,15 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.secret = self.extra_env.get("CHAT4ALL_AUTH_JWT_SECRET", TEST_SECRET)
+        # Cluster mode: every server object gets its own PostgreSQL schema, Kafka topic prefix
+        # and Redis channel prefix, kept across its restarts (like its data dir).
+        self.cluster_env = cluster_env(os.path.basename(self.tmp))
         _live_servers.add(self)
 
     # -- environment -------------------------------------------------------------------------
     def env(self) -> dict:
+        """The server's environment: test defaults, cluster backends when
+        CHAT4ALL_TEST_E2E_MODE=cluster, then the test's own overrides."""
         e = dict(os.environ)
         e.update({
             "CHAT4ALL_AUTH_JWT_SECRET": TEST_SECRET,
@@ -132,6 +169,7 @@ class Server:
             "CHAT4ALL_AUTH_ARGON2_MEMLIMIT_KIB": "8192",
             "CHAT4ALL_LOGGING_LEVEL": os.environ.get("CHAT4ALL_TEST_E2E_LOG_LEVEL", "warn"),
         })
+        e.update(self.cluster_env)
         e.update(self.extra_env)
         return e
 
