@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -183,6 +184,20 @@ TEST_F(redis_fanout_test, publish_stays_bounded_and_non_blocking_while_redis_is_
   }
   EXPECT_TRUE(delivered) << "subscription live within 15 s of Redis starting";
   EXPECT_GE(f.stats().published, 100u) << "the queued payloads were published";
+}
+
+TEST_F(redis_fanout_test, a_subscription_may_outlive_the_fanout) {
+  ASSERT_TRUE(redis_.start());
+  std::unique_ptr<fanout::subscription> s;
+  collector c;
+  {
+    redis_fanout f(options());
+    s = f.subscribe("user:9", c.handler());
+    f.publish("user:9", "x");
+    ASSERT_TRUE(c.wait_until([](const std::string& p) { return p == "x"; }, 5s));
+  }
+  s.reset();  // after the fanout: no adapter thread left, nothing to unsubscribe on Redis
+  EXPECT_EQ(c.payloads().size(), 1u);
 }
 
 }  // namespace

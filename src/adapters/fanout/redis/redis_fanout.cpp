@@ -8,21 +8,19 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>
-#include <random>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "adapters/fanout/redis/hiredis_asio.hpp"
+#include "adapters/fanout/redis/redis_link.hpp"
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
 
@@ -30,11 +28,7 @@ namespace chat4all::fanout_redis {
 namespace {
 
 namespace asio = boost::asio;
-using namespace std::chrono_literals;
 
-constexpr std::chrono::milliseconds initial_backoff = 100ms;
-constexpr std::chrono::milliseconds max_backoff = 3s;
-constexpr std::chrono::milliseconds connect_timeout = 3s;
 // Pipelining bound: PUBLISH commands handed to hiredis and not yet answered. The rest waits
 // in our queue, so hiredis' output buffer stays small (it shifts the buffer on partial
 // writes) while the pipeline still carries thousands of commands per round trip.
@@ -72,8 +66,6 @@ struct string_hash {
 template <class V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
-enum class link_state { connecting, connected, down };
-
 struct pending_publish {
   std::string channel;
   std::string payload;
@@ -81,34 +73,13 @@ struct pending_publish {
 
 }  // namespace
 
-struct core;
-
-// One hiredis connection and its reconnection state; used on the adapter thread only.
-struct connection {
-  connection(core& owner, asio::io_context& io, const char* name, bool subscriber)
-      : owner(owner), name(name), subscriber(subscriber), timer(io) {}
-
-  core& owner;
-  const char* const name;  // "publish" | "subscribe"
-  const bool subscriber;
-  redisAsyncContext* ac = nullptr;  // null while disconnected
-  link_state state = link_state::connecting;
-  std::uint64_t attempt = 0;  // tells a stale connect-timeout apart from the current one
-  std::chrono::milliseconds backoff{0};
-  bool ever_connected = false;
-  bool failing = false;      // a failure was logged since the last success: retry quietly
-  asio::steady_timer timer;  // connect timeout, then reconnect backoff
-  obs::counter* reconnects_metric = nullptr;
-};
-
-struct core {
+struct core final : redis_link::listener {
   core(redis_options o, obs::metrics_registry* metrics)
       : opts(std::move(o)),
         max_pending(std::max<std::size_t>(opts.max_pending, 1)),
         work(asio::make_work_guard(io)),
-        pub(*this, io, "publish", false),
-        sub(*this, io, "subscribe", true),
-        rng(std::random_device{}()) {
+        pub(io, opts.host, opts.port, "publish", *this),
+        sub(io, opts.host, opts.port, "subscribe", *this) {
     if (metrics != nullptr) register_metrics(*metrics);
   }
 
@@ -134,8 +105,8 @@ struct core {
         m.counter_family("chat4all_fanout_reconnects_total",
                          "Connections to the fan-out backend re-established after a loss",
                          {"adapter", "connection"});
-    pub.reconnects_metric = &reconnects.with({"redis", "publish"});
-    sub.reconnects_metric = &reconnects.with({"redis", "subscribe"});
+    pub_reconnects_metric = &reconnects.with({"redis", "publish"});
+    sub_reconnects_metric = &reconnects.with({"redis", "subscribe"});
   }
 
   static void bump(obs::counter* c) {
@@ -151,8 +122,8 @@ struct core {
   void start() {
     thread = std::thread([this] { run(); });
     asio::post(io, [this] {
-      connect(pub);
-      connect(sub);
+      pub.start();
+      sub.start();
     });
   }
 
@@ -175,143 +146,52 @@ struct core {
       std::lock_guard lk(mu);
       stopping = true;
     }
-    stopping_flag.store(true, std::memory_order_release);
     cv.notify_all();
     asio::post(io, [this] { shutdown(); });
     if (thread.joinable()) thread.join();
   }
 
   void shutdown() {
-    pub.timer.cancel();
-    sub.timer.cancel();
-    for (connection* c : {&pub, &sub}) {
-      if (c->ac != nullptr) {
-        redisAsyncContext* ac = c->ac;
-        c->ac = nullptr;
-        redisAsyncFree(ac);  // NULL replies to pending commands, then on_disconnect
-      }
-    }
+    pub.stop();
+    sub.stop();
     work.reset();
     io.stop();  // what is still queued is destroyed with the io_context
   }
 
   // ---- connections (adapter thread) -------------------------------------------------------
 
-  void set_sub_link(link_state s) {
+  void set_sub_link(redis_link::state s) {
     std::lock_guard lk(mu);
     sub_link = s;
-    if (s != link_state::connected) {
+    if (s != redis_link::state::up) {
       for (auto& [name, entry] : channels) entry->confirmed = false;
     }
     cv.notify_all();
   }
 
-  void connect(connection& c) {
-    if (stopping_flag.load(std::memory_order_acquire)) return;
-    const std::uint64_t attempt = ++c.attempt;
-    c.state = link_state::connecting;
-    if (c.subscriber) set_sub_link(link_state::connecting);
-    redisAsyncContext* ac = redisAsyncConnect(opts.host.c_str(), opts.port);
-    if (ac == nullptr) return lost(c, "out of memory");
-    if (ac->err != 0) {
-      std::string why = ac->errstr;
-      redisAsyncFree(ac);
-      return lost(c, why);
+  void on_up(redis_link& link, bool reconnected) override {
+    if (reconnected) {
+      reconnects.fetch_add(1, std::memory_order_relaxed);
+      bump(&link == &pub ? pub_reconnects_metric : sub_reconnects_metric);
     }
-    if (!attach_to_asio(ac, io)) {
-      redisAsyncFree(ac);
-      return lost(c, "cannot watch the socket");
+    if (&link == &pub) return flush();
+    set_sub_link(redis_link::state::up);
+    std::vector<std::string> names;
+    {
+      std::lock_guard lk(mu);
+      names.reserve(channels.size());
+      for (const auto& [name, entry] : channels) names.push_back(name);
     }
-    ac->data = &c;
-    c.ac = ac;
-    redisAsyncSetConnectCallback(ac, &on_connect);  // waits for writability
-    redisAsyncSetDisconnectCallback(ac, &on_disconnect);
-    c.timer.expires_after(connect_timeout);
-    c.timer.async_wait([this, &c, attempt](const boost::system::error_code& ec) {
-      if (ec || c.attempt != attempt || c.state != link_state::connecting || c.ac == nullptr) {
-        return;
-      }
-      redisAsyncContext* stuck = c.ac;
-      c.ac = nullptr;
-      redisAsyncFree(stuck);  // not connected: no callback runs
-      lost(c, "connect timed out");
-    });
+    for (const auto& name : names) sync(name);  // subscribe every channel (again)
   }
 
-  static void on_connect(const redisAsyncContext* ac, int status) {
-    auto& c = *static_cast<connection*>(ac->data);
-    if (status != REDIS_OK) {
-      // hiredis frees the context when this returns.
-      c.ac = nullptr;
-      c.owner.lost(c, ac->errstr != nullptr ? ac->errstr : "connect failed");
+  void on_down(redis_link& link) override {
+    if (&link == &pub) {
+      inflight_bytes = 0;  // every pending PUBLISH has had its NULL reply
       return;
     }
-    c.owner.connected(c);
-  }
-
-  static void on_disconnect(const redisAsyncContext* ac, int status) {
-    auto& c = *static_cast<connection*>(ac->data);
-    c.ac = nullptr;  // hiredis frees the context when this returns
-    std::string why = status == REDIS_OK ? "closed" : (ac->errstr != nullptr ? ac->errstr : "");
-    if (why.empty()) why = "connection lost";
-    c.owner.lost(c, why);
-  }
-
-  void connected(connection& c) {
-    c.state = link_state::connected;
-    c.timer.cancel();
-    redisEnableKeepAlive(&c.ac->c);  // TCP keepalive every 15 s: notices a dead peer
-    if (c.ever_connected) {
-      reconnects.fetch_add(1, std::memory_order_relaxed);
-      bump(c.reconnects_metric);
-      log::info("redis fanout: reconnected", {{"connection", c.name}});
-    } else if (c.failing) {
-      log::info("redis fanout: connected", {{"connection", c.name}});
-    }
-    c.ever_connected = true;
-    c.failing = false;
-    c.backoff = 0ms;
-    if (c.subscriber) {
-      set_sub_link(link_state::connected);
-      std::vector<std::string> names;
-      {
-        std::lock_guard lk(mu);
-        names.reserve(channels.size());
-        for (const auto& [name, entry] : channels) names.push_back(name);
-      }
-      for (const auto& name : names) sync(name);  // subscribe every channel again
-    } else {
-      flush();
-    }
-  }
-
-  void lost(connection& c, std::string_view why) {
-    c.state = link_state::down;
-    if (c.subscriber) {
-      remote.clear();
-      set_sub_link(link_state::down);
-    } else {
-      inflight_bytes = 0;  // every pending reply has been answered with NULL
-    }
-    if (stopping_flag.load(std::memory_order_acquire)) return;
-    c.backoff = c.backoff == 0ms ? initial_backoff : std::min(c.backoff * 2, max_backoff);
-    // ±25 % jitter: instances that lost Redis together do not reconnect in lockstep.
-    std::uniform_int_distribution<long> spread(c.backoff.count() * 3 / 4,
-                                               c.backoff.count() * 5 / 4);
-    const std::chrono::milliseconds delay{spread(rng)};
-    if (!c.failing) {
-      log::warn("redis fanout: connection unavailable, retrying",
-                {{"connection", c.name},
-                 {"host", opts.host},
-                 {"port", opts.port},
-                 {"error", why},
-                 {"retry_ms", static_cast<std::int64_t>(delay.count())}});
-      c.failing = true;
-    }
-    c.timer.expires_after(delay);
-    c.timer.async_wait([this, &c](const boost::system::error_code& ec) {
-      if (!ec && c.state == link_state::down) connect(c);
-    });
+    remote.clear();
+    set_sub_link(redis_link::state::down);
   }
 
   // ---- publishing -------------------------------------------------------------------------
@@ -327,8 +207,8 @@ struct core {
         return;
       }
       queue.push_back({std::move(name), std::move(payload)});
-      post = !flush_posted;
-      flush_posted = true;
+      post = !flush_pending;
+      flush_pending = true;
     }
     if (post) asio::post(io, [this] { flush(); });
   }
@@ -338,8 +218,7 @@ struct core {
     std::vector<pending_publish> batch;
     {
       std::lock_guard lk(pub_mu);
-      flush_posted = false;
-      if (pub.state != link_state::connected) return;  // connected() flushes
+      if (!pub.up()) return;  // on_up() flushes (flush_pending stays set meanwhile)
       std::size_t bytes = inflight_bytes;
       const std::size_t in_pipeline = inflight.load(std::memory_order_relaxed);
       while (!queue.empty() && in_pipeline + batch.size() < max_inflight &&
@@ -351,13 +230,16 @@ struct core {
       // Counted before the lock is released, so that publish() never sees fewer pending
       // payloads than there are.
       inflight.fetch_add(batch.size(), std::memory_order_relaxed);
+      // With the pipeline full, the replies post the next flush (on_publish_reply); until
+      // then publish() need not post one.
+      flush_pending = !queue.empty();
     }
     for (auto& p : batch) {
       const std::size_t bytes = p.channel.size() + p.payload.size();
       const char* argv[] = {"PUBLISH", p.channel.data(), p.payload.data()};
       const std::size_t lens[] = {7, p.channel.size(), p.payload.size()};
       // The payload size travels as the callback's private data (released on the reply).
-      if (redisAsyncCommandArgv(pub.ac, &on_publish_reply,
+      if (redisAsyncCommandArgv(pub.context(), &on_publish_reply,
                                 reinterpret_cast<void*>(static_cast<std::uintptr_t>(bytes)), 3,
                                 argv, lens) != REDIS_OK) {
         inflight.fetch_sub(1, std::memory_order_relaxed);
@@ -369,7 +251,7 @@ struct core {
   }
 
   static void on_publish_reply(redisAsyncContext* ac, void* r, void* privdata) {
-    auto& k = static_cast<connection*>(ac->data)->owner;
+    auto& k = static_cast<core&>(redis_link::of(ac).owner());
     const auto bytes = static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(privdata));
     const std::size_t bytes_before = k.inflight_bytes;
     k.inflight_bytes -= std::min(bytes, k.inflight_bytes);
@@ -391,7 +273,8 @@ struct core {
     bool post = false;
     {
       std::lock_guard lk(k.pub_mu);
-      if (!k.queue.empty() && !k.flush_posted) k.flush_posted = post = true;
+      post = !k.queue.empty();
+      k.flush_pending = k.flush_pending || post;
     }
     if (post) asio::post(k.io, [&k] { k.flush(); });
   }
@@ -400,7 +283,7 @@ struct core {
 
   // Adapter thread: makes Redis' subscription of `name` match the local subscribers.
   void sync(const std::string& name) {
-    if (sub.state != link_state::connected) return;  // connected() subscribes everything
+    if (!sub.up()) return;  // on_up() subscribes everything
     bool wanted;
     {
       std::lock_guard lk(mu);
@@ -410,7 +293,7 @@ struct core {
     if (wanted && (it == remote.end() || !it->second.subscribed)) {
       const char* argv[] = {"SUBSCRIBE", name.data()};
       const std::size_t lens[] = {9, name.size()};
-      if (redisAsyncCommandArgv(sub.ac, &on_sub_reply, nullptr, 2, argv, lens) == REDIS_OK) {
+      if (redisAsyncCommandArgv(sub.context(), &on_sub_reply, nullptr, 2, argv, lens) == REDIS_OK) {
         auto& r = remote[name];
         r.subscribed = true;
         ++r.awaiting_replies;
@@ -418,7 +301,7 @@ struct core {
     } else if (!wanted && it != remote.end() && it->second.subscribed) {
       const char* argv[] = {"UNSUBSCRIBE", name.data()};
       const std::size_t lens[] = {11, name.size()};
-      redisAsyncCommandArgv(sub.ac, &on_sub_reply, nullptr, 2, argv, lens);
+      redisAsyncCommandArgv(sub.context(), &on_sub_reply, nullptr, 2, argv, lens);
       it->second.subscribed = false;
       if (it->second.awaiting_replies == 0) remote.erase(it);
     } else if (wanted && it->second.awaiting_replies == 0) {
@@ -443,7 +326,7 @@ struct core {
     const redisReply* name = reply->element[1];
     if (kind->type != REDIS_REPLY_STRING || name->type != REDIS_REPLY_STRING) return;
     const std::string_view k(kind->str, kind->len), n(name->str, name->len);
-    auto& owner = static_cast<connection*>(ac->data)->owner;
+    auto& owner = static_cast<core&>(redis_link::of(ac).owner());
     if (k == "message" && reply->element[2]->type == REDIS_REPLY_STRING) {
       owner.deliver(n, std::string_view(reply->element[2]->str, reply->element[2]->len));
     } else if (k == "subscribe") {
@@ -500,8 +383,9 @@ struct core {
     entry->subs = std::move(next);
     if (first && !stopping) asio::post(io, [this, name] { sync(name); });
     if (wait) {
-      cv.wait_for(lk, redis_fanout::subscribe_confirm_timeout,
-                  [&] { return entry->confirmed || stopping || sub_link == link_state::down; });
+      cv.wait_for(lk, redis_fanout::subscribe_confirm_timeout, [&] {
+        return entry->confirmed || stopping || sub_link == redis_link::state::down;
+      });
     }
     return entry;
   }
@@ -532,27 +416,25 @@ struct core {
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work;
   std::thread thread;
-  std::atomic<bool> stopping_flag{false};
 
   // Local subscribers, by channel name on Redis (with the prefix).
   std::mutex mu;  // lock order: subscriber::call_mu before mu; never held while calling out
   std::condition_variable cv;
-  string_map<std::shared_ptr<channel_entry>> channels;  // under mu
-  link_state sub_link = link_state::connecting;         // under mu
-  bool stopping = false;                                // under mu
+  string_map<std::shared_ptr<channel_entry>> channels;         // under mu
+  redis_link::state sub_link = redis_link::state::connecting;  // under mu
+  bool stopping = false;                                       // under mu
 
   // Publish queue.
   std::mutex pub_mu;
   std::deque<pending_publish> queue;  // under pub_mu
   // Handed to hiredis, reply pending: raised under pub_mu (flush), lowered by the replies.
   std::atomic<std::size_t> inflight{0};
-  bool flush_posted = false;  // under pub_mu
+  bool flush_pending = false;  // under pub_mu: a flush is posted or owed by the replies
 
   // Adapter thread only.
-  connection pub, sub;
+  redis_link pub, sub;
   string_map<remote_channel> remote;
   std::size_t inflight_bytes = 0;
-  std::minstd_rand rng;
 
   std::atomic<std::uint64_t> published{0}, delivered{0}, dropped{0}, reconnects{0},
       handler_errors{0};
@@ -561,6 +443,8 @@ struct core {
   obs::counter* dropped_queue_full = nullptr;
   obs::counter* dropped_connection_lost = nullptr;
   obs::counter* dropped_error = nullptr;
+  obs::counter* pub_reconnects_metric = nullptr;
+  obs::counter* sub_reconnects_metric = nullptr;
 };
 
 namespace {

@@ -34,7 +34,8 @@
 // (after the destructor returns the handler is not running and will not run). Hence, as
 // with inproc_fanout: do not destroy a subscription while holding a lock its handler takes.
 // Lifetime: subscriptions may outlive the fanout; the destructor closes both connections
-// and joins the adapter thread (after it, no handler runs).
+// and joins the adapter thread (after it, no handler runs), so it must not run inside a
+// handler.
 // Errors: none are returned; connection failures are logged, counted and retried. A handler
 // that throws is counted (stats().handler_errors) and the others still run.
 //
