@@ -83,8 +83,12 @@ fetch_jars() {
     [[ -f "$cache/.complete" ]] && exit 0
     log "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $libs"
     rm -rf "$libs.tmp"
-    mvn -B -q -f "$here/kafka-pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-      dependency:copy-dependencies -DoutputDirectory="$libs.tmp" >&2
+    if ! mvn -B -q -Dstyle.color=never -f "$here/kafka-pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+      dependency:copy-dependencies -DoutputDirectory="$libs.tmp" >"$cache/mvn.log" 2>&1; then
+      cat "$cache/mvn.log" >&2
+      log "downloading the Kafka jars failed (Maven Central reachable? see above)"
+      exit 1
+    fi
     rm -rf "$libs"
     mv "$libs.tmp" "$libs"
     touch "$cache/.complete"
@@ -239,7 +243,7 @@ start_node() {
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir/logs" \
     -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
-    </dev/null >"$dir/logs/kafka.out" 2>&1 &
+    </dev/null >"$dir/logs/kafka.out" 2>&1 8>&- &
   echo $! >"$dir/kafka.pid"
   log "node $n started (pid $!, broker 127.0.0.1:$(broker_port "$n"))"
 }
@@ -274,7 +278,9 @@ wait_ready() {
   local deadline=$((SECONDS + start_timeout)) n pid want=${#nodes[@]}
   for n in "${nodes[@]}"; do
     while ! port_busy "$(broker_port "$n")"; do
-      if ! pid="$(node_pid "$n")"; then
+      # Not node_pid: right after the fork the child may not have exec'd java yet.
+      pid="$(cat "$(node_dir "$n")/kafka.pid" 2>/dev/null || true)"
+      if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
         log "node $n exited during start-up; last lines of its log:"
         tail -n 30 "$(node_dir "$n")/logs/server.log" "$(node_dir "$n")/logs/kafka.out" >&2 || true
         return 1
@@ -308,6 +314,13 @@ need_node_arg() {
     { echo "usage: kafka.sh $cmd N [cluster]   (N in ${nodes[*]})" >&2; exit 2; }
 }
 
+# start/stop of one mode are serialised: two test runs starting at once are safe.
+if [[ $cmd == start || $cmd == stop || $cmd == start-node || $cmd == stop-node ]]; then
+  mkdir -p "$repo/var/services"
+  exec 8>"$repo/var/services/kafka-$mode.lock"
+  flock 8
+fi
+
 case "$cmd" in
   start)
     fetch_jars
@@ -333,6 +346,7 @@ case "$cmd" in
     mkdir -p "$state"
     write_tools_log4j
     start_node "$node_arg"
+    wait_ready || exit 1
     ;;
   stop-node)
     need_node_arg
@@ -341,7 +355,8 @@ case "$cmd" in
   status)
     up="$(running_nodes | wc -l)"
     echo "kafka $KAFKA_VERSION ($mode): $up of ${#nodes[@]} nodes running; bootstrap $(bootstrap)"
-    [[ $up -eq ${#nodes[@]} ]]
+    # 0: every node runs; 3: some or all are stopped.
+    [[ $up -eq ${#nodes[@]} ]] || exit 3
     ;;
   bootstrap)
     bootstrap
