@@ -1,7 +1,8 @@
 #pragma once
 // Factory of the event_log contract suite for kafka_log, against a real broker:
 //   scripts/services/kafka.sh start
-//   CHAT4ALL_TEST_KAFKA_BOOTSTRAP=$(scripts/services/kafka.sh bootstrap) build/tests/test_contract_log
+//   CHAT4ALL_TEST_KAFKA_BOOTSTRAP=$(scripts/services/kafka.sh bootstrap)
+//   build/tests/test_contract_log
 // Without CHAT4ALL_TEST_KAFKA_BOOTSTRAP the Kafka instantiation is skipped. Each test gets
 // a random topic (and consumer group) prefix and 3 partitions; its topics are deleted at
 // the end. Against the 3-node cluster (kafka.sh start cluster) set

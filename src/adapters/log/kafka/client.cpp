@@ -35,14 +35,15 @@ void on_error(rd_kafka_t* rk, int err, const char* reason, void* /*opaque*/) {
   if (code == RD_KAFKA_RESP_ERR__FATAL) {
     char why[512];
     const auto fatal = rd_kafka_fatal_error(rk, why, sizeof why);
-    log::error("kafka fatal error", {{"client", rd_kafka_name(rk)},
-                                     {"error", rd_kafka_err2name(fatal)},
-                                     {"reason", why}});
+    log::error(
+        "kafka fatal error",
+        {{"client", rd_kafka_name(rk)}, {"error", rd_kafka_err2name(fatal)}, {"reason", why}});
     return;
   }
   if (code == RD_KAFKA_RESP_ERR__TRANSPORT) return;
-  log::warn("kafka client error",
-            {{"client", rd_kafka_name(rk)}, {"error", rd_kafka_err2name(code)}, {"reason", reason}});
+  log::warn(
+      "kafka client error",
+      {{"client", rd_kafka_name(rk)}, {"error", rd_kafka_err2name(code)}, {"reason", reason}});
 }
 
 struct queue_deleter {
@@ -61,7 +62,8 @@ struct topic_deleter {
   void operator()(rd_kafka_topic_t* t) const noexcept { rd_kafka_topic_destroy(t); }
 };
 
-result<void> create_topic(rd_kafka_t* rk, const topic_spec& spec, std::chrono::milliseconds timeout) {
+result<void> create_topic(rd_kafka_t* rk, const topic_spec& spec,
+                          std::chrono::milliseconds timeout) {
   char err[512];
   std::unique_ptr<rd_kafka_NewTopic_t, new_topic_deleter> nt(rd_kafka_NewTopic_new(
       spec.name.c_str(), spec.partitions, spec.replication_factor, err, sizeof err));
@@ -85,8 +87,8 @@ result<void> create_topic(rd_kafka_t* rk, const topic_spec& spec, std::chrono::m
   std::unique_ptr<rd_kafka_event_t, event_deleter> ev(rd_kafka_queue_poll(queue.get(), ms + 1000));
   if (!ev) return error(errc::unavailable, "kafka: no answer to CreateTopics " + spec.name);
   if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return error(errc::unavailable, std::string("kafka CreateTopics: ") +
-                                        rd_kafka_event_error_string(ev.get()));
+    return error(errc::unavailable,
+                 std::string("kafka CreateTopics: ") + rd_kafka_event_error_string(ev.get()));
   }
   const auto* res = rd_kafka_event_CreateTopics_result(ev.get());
   size_t n = 0;
@@ -97,13 +99,12 @@ result<void> create_topic(rd_kafka_t* rk, const topic_spec& spec, std::chrono::m
       continue;
     }
     const char* why = rd_kafka_topic_result_error_string(results[i]);
-    const std::string msg = "kafka CreateTopics " + spec.name + ": " + rd_kafka_err2name(code) +
-                            " " + (why ? why : "");
-    const bool bad_request = code == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION ||
-                             code == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS ||
-                             code == RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR ||
-                             code == RD_KAFKA_RESP_ERR_INVALID_CONFIG ||
-                             code == RD_KAFKA_RESP_ERR_POLICY_VIOLATION;
+    const std::string msg =
+        "kafka CreateTopics " + spec.name + ": " + rd_kafka_err2name(code) + " " + (why ? why : "");
+    const bool bad_request =
+        code == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION || code == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS ||
+        code == RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR ||
+        code == RD_KAFKA_RESP_ERR_INVALID_CONFIG || code == RD_KAFKA_RESP_ERR_POLICY_VIOLATION;
     return error(bad_request ? errc::invalid_input : errc::unavailable, msg);
   }
   return ok;
@@ -126,9 +127,9 @@ result<bool> topic_ready(rd_kafka_t* rk, rd_kafka_topic_t* rkt, const topic_spec
       if (t.partitions[p].leader < 0) ready = false;
     }
     if (ready && t.partition_cnt != spec.partitions) {
-      log::warn("kafka topic exists with another partition count",
-                {{"topic", spec.name}, {"partitions", t.partition_cnt},
-                 {"configured", spec.partitions}});
+      log::warn(
+          "kafka topic exists with another partition count",
+          {{"topic", spec.name}, {"partitions", t.partition_cnt}, {"configured", spec.partitions}});
     }
   }
   rd_kafka_metadata_destroy(md);
@@ -137,17 +138,20 @@ result<bool> topic_ready(rd_kafka_t* rk, rd_kafka_topic_t* rkt, const topic_spec
 
 }  // namespace
 
-void conf_deleter::operator()(rd_kafka_conf_s* c) const noexcept { rd_kafka_conf_destroy(c); }
-void client_deleter::operator()(rd_kafka_s* rk) const noexcept { rd_kafka_destroy(rk); }
+void conf_deleter::operator()(rd_kafka_conf_s* c) const noexcept {
+  rd_kafka_conf_destroy(c);
+}
+void client_deleter::operator()(rd_kafka_s* rk) const noexcept {
+  rd_kafka_destroy(rk);
+}
 
 conf_ptr make_conf(const config_map& props, const char* role) {
   conf_ptr conf(rd_kafka_conf_new());
   char err[512];
   for (const auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) !=
-        RD_KAFKA_CONF_OK) {
-      throw std::invalid_argument(std::string("kafka ") + role + " setting " + k + "=" + v +
-                                  ": " + err);
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      throw std::invalid_argument(std::string("kafka ") + role + " setting " + k + "=" + v + ": " +
+                                  err);
     }
   }
   rd_kafka_conf_set_log_cb(conf.get(), on_log);
@@ -157,8 +161,8 @@ conf_ptr make_conf(const config_map& props, const char* role) {
 
 client_ptr make_client(conf_ptr conf, bool consumer) {
   char err[512];
-  rd_kafka_t* rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf.get(), err,
-                                sizeof err);
+  rd_kafka_t* rk =
+      rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf.get(), err, sizeof err);
   if (rk == nullptr) throw std::invalid_argument(std::string("kafka client: ") + err);
   conf.release();  // rd_kafka_new took it
   return client_ptr(rk);
@@ -223,8 +227,8 @@ result<void> delete_topics(rd_kafka_s* rk, const std::vector<std::string>& names
   std::unique_ptr<rd_kafka_event_t, event_deleter> ev(rd_kafka_queue_poll(queue.get(), ms + 1000));
   if (!ev) return error(errc::unavailable, "kafka: no answer to DeleteTopics");
   if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return error(errc::unavailable, std::string("kafka DeleteTopics: ") +
-                                        rd_kafka_event_error_string(ev.get()));
+    return error(errc::unavailable,
+                 std::string("kafka DeleteTopics: ") + rd_kafka_event_error_string(ev.get()));
   }
   size_t n = 0;
   const rd_kafka_topic_result_t** results =

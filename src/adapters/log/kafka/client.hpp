@@ -56,7 +56,8 @@ topic_spec spec_for(const kafka_options& opts, const std::string& unprefixed);
 // for each of its partitions (so that a consumer subscribing right after sees it).
 // Blocking, bounded by `timeout`. Errors: invalid_input (bad name or settings), unavailable
 // (no broker answered, or the topic did not become ready in time).
-result<void> ensure_topic(rd_kafka_s* rk, const topic_spec& spec, std::chrono::milliseconds timeout);
+result<void> ensure_topic(rd_kafka_s* rk, const topic_spec& spec,
+                          std::chrono::milliseconds timeout);
 
 // Deletes topics (full names); absent ones are ignored. Blocking, bounded by `timeout`.
 // Errors: unavailable.

@@ -38,7 +38,8 @@ config_map consumer_config(const kafka_options& opts, const std::string& group) 
   props["enable.partition.eof"] = "false";
   props["allow.auto.create.topics"] = "false";
   props["session.timeout.ms"] = std::to_string(opts.session_timeout_ms);
-  props["heartbeat.interval.ms"] = std::to_string(std::clamp(opts.session_timeout_ms / 3, 100, 3000));
+  props["heartbeat.interval.ms"] =
+      std::to_string(std::clamp(opts.session_timeout_ms / 3, 100, 3000));
   // Bound of what librdkafka prefetches per consumer.
   props["queued.max.messages.kbytes"] = std::to_string(16 * 1024);
   for (const auto& [k, v] : opts.consumer_config) props[k] = v;
@@ -102,7 +103,7 @@ consumer::~consumer() {
 }
 
 asio::awaitable<result<std::vector<log_entry>>> consumer::poll(std::size_t max_entries,
-                                                              std::chrono::milliseconds max_wait) {
+                                                               std::chrono::milliseconds max_wait) {
   auto work = [this, max_entries, max_wait] { return poll_now(max_entries, max_wait); };
   co_return co_await offload(worker_.get_executor(), std::move(work));
 }
@@ -129,8 +130,8 @@ result<std::vector<log_entry>> consumer::poll_now(std::size_t max_entries,
   while (out.size() < max_entries) {
     int timeout_ms = 0;  // once something arrived, take only what is already there
     if (out.empty()) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       timeout_ms = static_cast<int>(left.count());
     }
@@ -145,9 +146,9 @@ result<std::vector<log_entry>> consumer::poll_now(std::size_t max_entries,
         return error(errc::unavailable, "kafka consumer fatal error: " + why);
       }
       // Transient (broker down, topic metadata not yet propagated): librdkafka retries.
-      log::warn("kafka consumer error",
-                {{"topic", topic_}, {"error", rd_kafka_err2name(m->err)},
-                 {"reason", rd_kafka_message_errstr(m.get())}});
+      log::warn("kafka consumer error", {{"topic", topic_},
+                                         {"error", rd_kafka_err2name(m->err)},
+                                         {"reason", rd_kafka_message_errstr(m.get())}});
       continue;
     }
     log_entry e;

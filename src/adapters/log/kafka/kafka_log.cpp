@@ -30,7 +30,9 @@ std::unique_ptr<log_consumer> kafka_log::subscribe(std::string topic, std::strin
                                                producer_->stopped_flag());
 }
 
-void kafka_log::stop() { producer_->stop(); }
+void kafka_log::stop() {
+  producer_->stop();
+}
 
 result<void> kafka_log::ensure_topics(const std::vector<std::string>& topics) {
   for (const auto& t : topics) {
@@ -43,6 +45,8 @@ result<void> kafka_log::delete_topics(const std::vector<std::string>& topics) {
   return producer_->delete_topics(topics);
 }
 
-const kafka_options& kafka_log::options() const noexcept { return producer_->options(); }
+const kafka_options& kafka_log::options() const noexcept {
+  return producer_->options();
+}
 
 }  // namespace chat4all

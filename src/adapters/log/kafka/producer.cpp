@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "adapters/log/kafka/completion.hpp"
 #include "core/offload.hpp"
@@ -48,9 +49,9 @@ class pending_append {
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
       c->complete(ok);
     } else {
-      c->complete(error(e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? errc::too_large
-                                                                   : errc::unavailable,
-                        std::string("kafka delivery failed: ") + rd_kafka_err2str(e)));
+      c->complete(
+          error(e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? errc::too_large : errc::unavailable,
+                std::string("kafka delivery failed: ") + rd_kafka_err2str(e)));
     }
   }
 
@@ -100,9 +101,9 @@ producer::producer(kafka_options opts, obs::metrics_registry* metrics) : opts_(s
         "and min_insync_replicas <= replication_factor");
   }
   if (metrics != nullptr) {
-    queue_depth_ = &metrics->gauge(
-        "chat4all_kafka_producer_queue_depth",
-        "Records in the Kafka producer queue: waiting to be sent or acknowledged");
+    queue_depth_ =
+        &metrics->gauge("chat4all_kafka_producer_queue_depth",
+                        "Records in the Kafka producer queue: waiting to be sent or acknowledged");
     delivery_errors_ = &metrics->counter("chat4all_kafka_delivery_errors_total",
                                          "Records whose delivery to Kafka failed");
   }
@@ -201,8 +202,8 @@ asio::awaitable<result<void>> producer::append(std::string topic, std::vector<lo
   auto failure = RD_KAFKA_RESP_ERR_NO_ERROR;
   std::optional<asio::steady_timer> backoff;
   auto pause = 1ms;
-  const auto give_up = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(opts_.delivery_timeout_ms);
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.delivery_timeout_ms);
   while (next < n) {
     {
       std::shared_lock lk(produce_mu_);
@@ -213,10 +214,10 @@ asio::awaitable<result<void>> producer::append(std::string topic, std::vector<lo
       for (; next < n; ++next) {
         auto& rec = batch->records[next];
         // No copy flag: librdkafka reads the value in place until its delivery report.
-        const auto err = rd_kafka_producev(
-            rk_.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
-            RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()), RD_KAFKA_V_OPAQUE(batch),
-            RD_KAFKA_V_END);
+        const auto err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt),
+                                           RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
+                                           RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()),
+                                           RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) failure = err;
         break;
