@@ -134,9 +134,13 @@ rows::~rows() {
   if (r_) PQclear(r_);
 }
 
-int rows::size() const noexcept { return r_ ? PQntuples(r_) : 0; }
+int rows::size() const noexcept {
+  return r_ ? PQntuples(r_) : 0;
+}
 
-bool rows::is_null(int row, int col) const noexcept { return PQgetisnull(r_, row, col) != 0; }
+bool rows::is_null(int row, int col) const noexcept {
+  return PQgetisnull(r_, row, col) != 0;
+}
 
 std::string_view rows::text(int row, int col) const noexcept {
   return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
@@ -173,9 +177,15 @@ connection::connection(const std::string& conninfo, const std::string& schema) {
   // anything the caller set overrides them. Keepalives detect a dead server within ~25 s
   // instead of the kernel's two hours; the timeouts bound every wait of a worker thread (a
   // lock held by a stuck peer, a runaway statement) and free locks of a stuck transaction.
-  const char* keys[] = {"application_name", "connect_timeout",     "keepalives",
-                        "keepalives_idle",  "keepalives_interval", "keepalives_count",
-                        "options",          "dbname",              nullptr};
+  const char* keys[] = {"application_name",
+                        "connect_timeout",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "options",
+                        "dbname",
+                        nullptr};
   const char* vals[] = {"chat4all",
                         "5",
                         "1",
@@ -211,7 +221,8 @@ std::string connection::quote_ident(std::string_view ident) const {
   std::unique_ptr<char, void (*)(void*)> q(PQescapeIdentifier(c_, ident.data(), ident.size()),
                                            PQfreemem);
   if (!q)
-    throw failure(error(errc::internal, "postgres: bad identifier: " + trimmed(PQerrorMessage(c_))));
+    throw failure(
+        error(errc::internal, "postgres: bad identifier: " + trimmed(PQerrorMessage(c_))));
   return q.get();
 }
 
@@ -266,7 +277,9 @@ bool connection::reusable() const noexcept {
 
 // ---- transaction ----
 
-transaction::transaction(connection& c, std::string_view begin) : c_(c) { c_.exec(begin); }
+transaction::transaction(connection& c, std::string_view begin) : c_(c) {
+  c_.exec(begin);
+}
 
 transaction::~transaction() {
   if (done_) return;

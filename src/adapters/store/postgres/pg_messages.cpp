@@ -239,8 +239,9 @@ std::vector<message> store_messages(connection& c, const std::vector<accepted_me
   conv_ids.erase(std::unique(conv_ids.begin(), conv_ids.end()), conv_ids.end());
   for (int attempt = 0; attempt < max_attempts; ++attempt)
     if (auto out = try_store(c, unique, conv_ids, now)) return std::move(*out);
-  throw failure(error(errc::unavailable, "postgres: store_messages: concurrent writers of the "
-                                         "same message ids, try again"));
+  throw failure(error(errc::unavailable,
+                      "postgres: store_messages: concurrent writers of the "
+                      "same message ids, try again"));
 }
 
 std::vector<std::optional<std::uint64_t>> find_content_hashes(connection& c,

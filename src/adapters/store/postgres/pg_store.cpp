@@ -139,10 +139,9 @@ task<result<void>> pg_store::ping() {
 
 task<result<user>> pg_store::create_user(std::string username, std::string password_hash,
                                          timestamp_us now) {
-  return impl_->run([username = std::move(username), password_hash = std::move(password_hash),
-                     now](pg::connection& c) {
-    return pg::create_user(c, username, password_hash, now);
-  });
+  return impl_->run(
+      [username = std::move(username), password_hash = std::move(password_hash),
+       now](pg::connection& c) { return pg::create_user(c, username, password_hash, now); });
 }
 
 task<result<user>> pg_store::find_user_by_name(std::string username) {
@@ -169,12 +168,10 @@ task<result<void>> pg_store::insert_refresh(refresh_token_record rec) {
 }
 
 task<result<user_id>> pg_store::rotate_refresh(std::string old_hash,
-                                               refresh_token_record replacement,
-                                               timestamp_us now) {
-  return impl_->run([old_hash = std::move(old_hash), replacement = std::move(replacement),
-                     now](pg::connection& c) {
-    return pg::rotate_refresh(c, old_hash, replacement, now);
-  });
+                                               refresh_token_record replacement, timestamp_us now) {
+  return impl_->run(
+      [old_hash = std::move(old_hash), replacement = std::move(replacement),
+       now](pg::connection& c) { return pg::rotate_refresh(c, old_hash, replacement, now); });
 }
 
 task<result<void>> pg_store::revoke_refresh(std::string token_hash) {
@@ -212,10 +209,9 @@ task<result<conversation>> pg_store::find_conversation(conversation_id id) {
 
 task<result<page<conversation_summary>>> pg_store::list_conversations(user_id user, int limit,
                                                                       int offset) {
-  return impl_->run(
-      [user, limit, offset](pg::connection& c) -> result<page<conversation_summary>> {
-        return pg::list_conversations(c, user, limit, offset);
-      });
+  return impl_->run([user, limit, offset](pg::connection& c) -> result<page<conversation_summary>> {
+    return pg::list_conversations(c, user, limit, offset);
+  });
 }
 
 task<result<read_mark_result>> pg_store::mark_read(conversation_id conv, user_id member,
@@ -237,8 +233,8 @@ task<result<std::vector<message>>> pg_store::store_messages(std::vector<accepted
 
 task<result<std::vector<std::optional<std::uint64_t>>>> pg_store::find_content_hashes(
     std::vector<uuid> ids) {
-  return impl_->run([ids = std::move(ids)](pg::connection& c)
-                        -> result<std::vector<std::optional<std::uint64_t>>> {
+  return impl_->run([ids = std::move(ids)](
+                        pg::connection& c) -> result<std::vector<std::optional<std::uint64_t>>> {
     return pg::find_content_hashes(c, ids);
   });
 }
@@ -248,8 +244,7 @@ task<result<message_with_history>> pg_store::get_message(uuid id) {
 }
 
 task<result<history_page>> pg_store::history(history_query q) {
-  return impl_->run(
-      [q](pg::connection& c) -> result<history_page> { return pg::history(c, q); });
+  return impl_->run([q](pg::connection& c) -> result<history_page> { return pg::history(c, q); });
 }
 
 // ---- tooling ----

@@ -42,8 +42,7 @@ constexpr const char* revoked_access_sql =
     "SELECT jti FROM revoked_access WHERE expires_at > $1 ORDER BY jti";
 
 user read_user(const rows& r, int i) {
-  return user{r.int64(i, 0), std::string(r.text(i, 1)), std::string(r.text(i, 2)),
-              r.int64(i, 3)};
+  return user{r.int64(i, 0), std::string(r.text(i, 1)), std::string(r.text(i, 2)), r.int64(i, 3)};
 }
 
 }  // namespace
