@@ -50,6 +50,11 @@ constexpr std::chrono::seconds api_only_inflight_ttl{30};
 
 std::string resolve_jwt_secret(const config& cfg) {
   if (!cfg.auth.jwt_secret.empty()) return cfg.auth.jwt_secret;
+  // Instances of a cluster must share the key; a per-instance file would not be shared.
+  if (cfg.storage.backend != "sqlite")
+    throw std::runtime_error(
+        "config: auth.jwt_secret (CHAT4ALL_AUTH_JWT_SECRET) must be set in cluster mode, the "
+        "same value (>= 32 bytes) on every instance");
   const auto path = fs::path(cfg.storage.data_dir) / "jwt.secret";
   if (std::ifstream in(path); in) {
     std::string s;
@@ -130,7 +135,7 @@ int serve(config cfg) {
   inflight_messages inflight(max_inflight_messages,
                              runs_router ? inflight_messages::never : api_only_inflight_ttl);
 
-  auth_service auth(db, db, clk, cfg.auth, blocking.get_executor());
+  auth_service auth(db, db, clk, cfg.auth, blocking.get_executor(), &fan);
   conversation_service conversations(db, db, db, members, fan, clk, cfg.limits);
   message_service messages(members, db, event_log, inflight, clk, cfg.limits);
   std::optional<message_router> router;

@@ -11,6 +11,7 @@ namespace chat4all {
 namespace {
 constexpr const char* default_scope = "messages:read messages:write";
 constexpr std::size_t min_password = 8, max_password = 256;
+constexpr const char* revocation_channel = "auth:revoked";
 
 error invalid(std::string field, std::string reason) {
   error e{errc::invalid_input, field + ": " + reason};
@@ -27,13 +28,31 @@ error bad_grant() {
 }  // namespace
 
 auth_service::auth_service(user_store& users, token_store& tokens, const clock& clk,
-                           auth_config cfg, boost::asio::any_io_executor blocking)
+                           auth_config cfg, boost::asio::any_io_executor blocking,
+                           fanout* revocations)
     : users_(users),
       tokens_(tokens),
       clock_(clk),
       cfg_(std::move(cfg)),
-      blocking_(std::move(blocking)) {
+      blocking_(std::move(blocking)),
+      revocations_(revocations) {
   dummy_hash_ = hash_password(crypto::random_token(16), cfg_.argon2_opslimit, cfg_.argon2_memlimit_kib);
+  if (revocations_) {
+    revocation_sub_ = revocations_->subscribe(
+        revocation_channel, [this](std::string_view, std::string_view payload) {
+          // "<jti> <exp seconds>"
+          const auto space = payload.find(' ');
+          if (space == std::string_view::npos) return;
+          std::int64_t exp = 0;
+          try {
+            exp = std::stoll(std::string(payload.substr(space + 1)));
+          } catch (const std::exception&) {
+            return;
+          }
+          std::lock_guard lock(mu_);
+          remember_revoked(std::string(payload.substr(0, space)), exp);
+        });
+  }
 }
 
 result<void> auth_service::validate_username(std::string_view name) {
@@ -130,9 +149,12 @@ task<result<void>> auth_service::revoke(std::string token) {
     const auto exp_us = claims->exp * 1'000'000;
     if (auto r = co_await tokens_.revoke_access(claims->jti, exp_us); !r)
       co_return std::move(r).err();
-    std::lock_guard lock(mu_);
-    remember_revoked(claims->jti, claims->exp);
-    cache_.erase(token);
+    {
+      std::lock_guard lock(mu_);
+      remember_revoked(claims->jti, claims->exp);
+    }
+    if (revocations_)
+      revocations_->publish(revocation_channel, claims->jti + " " + std::to_string(claims->exp));
     co_return ok;
   }
   auto r = co_await tokens_.revoke_refresh(crypto::sha256_hex(token));
@@ -160,6 +182,8 @@ task<result<principal>> auth_service::authenticate(std::string_view token) {
         cache_.erase(it);
         co_return error{errc::unauthenticated, "access token expired", "token_expired"};
       }
+      if (is_revoked(it->second.jti))
+        co_return error{errc::unauthenticated, "access token was revoked", "token_revoked"};
       co_return it->second;
     }
   }

@@ -12,6 +12,7 @@
 
 #include "core/clock.hpp"
 #include "core/config.hpp"
+#include "domain/ports/fanout.hpp"
 #include "domain/ports/store.hpp"
 
 namespace chat4all {
@@ -25,8 +26,10 @@ struct token_pair {
 
 class auth_service {
  public:
+  // With `revocations`, revoked access tokens are announced to (and learned from) the other
+  // instances on the channel "auth:revoked", so a revocation holds on every instance at once.
   auth_service(user_store& users, token_store& tokens, const clock& clk, auth_config cfg,
-               boost::asio::any_io_executor blocking);
+               boost::asio::any_io_executor blocking, fanout* revocations = nullptr);
 
   // invalid_input (username 3–50 of [A-Za-z0-9_.-], password 8–256 bytes), conflict (taken).
   task<result<user>> register_user(std::string username, std::string password);
@@ -65,6 +68,8 @@ class auth_service {
   std::unordered_map<std::string, principal> cache_;  // access token -> verified claims
   std::unordered_map<std::string, std::int64_t> revoked_;  // revoked jti -> exp (s)
   std::size_t prune_at_ = 1024;
+  fanout* revocations_;
+  std::unique_ptr<fanout::subscription> revocation_sub_;  // last: unsubscribes first
 };
 
 }  // namespace chat4all

@@ -97,3 +97,20 @@ TEST_F(auth_rules, forged_tokens_are_refused) {
 }
 
 }  // namespace chat4all::testing
+
+namespace chat4all::testing {
+
+TEST_F(auth_rules, revocation_reaches_other_instances_through_the_fanout) {
+  user("alice");
+  auth_service one(db, db, clk, cfg.auth, blocking.get_executor(), &fan);
+  auth_service two(db, db, clk, cfg.auth, blocking.get_executor(), &fan);
+  auto t = run(one.login("alice", "password-123"));
+  ASSERT_TRUE(t);
+  ASSERT_TRUE(run(two.authenticate(t->access_token)));  // cached on instance two
+  ASSERT_TRUE(run(one.revoke(t->access_token)));
+  auto r = run(two.authenticate(t->access_token));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(std::string(r.err().name()), "token_revoked");
+}
+
+}  // namespace chat4all::testing
