@@ -26,7 +26,8 @@
 // Lifetime: the kafka_log must outlive its appends (stop() completes them); consumers are
 // independent clients and may outlive it (their polls then report `unavailable`).
 // Destroying a consumer closes it (leaves the group; blocks for up to a few seconds).
-// Errors: append -> invalid_input (empty topic), unavailable (stopped; a delivery failed or
+// Errors: append -> invalid_input (empty topic), too_large (a record over the producer's
+// message.max.bytes, 1 MB by default), unavailable (stopped; a delivery failed or
 // timed out after delivery_timeout_ms; the producer hit a fatal error; the topic could not
 // be created). poll -> unavailable (the log was stopped, or a consumer error such as a
 // fatal error or an unknown topic); commit -> unavailable (the broker refused it, e.g. the
@@ -95,6 +96,7 @@ class kafka_log final : public event_log {
   // Creates or checks the (unprefixed) topics now, e.g. at start-up. Blocking.
   result<void> ensure_topics(const std::vector<std::string>& topics);
   // Deletes the (unprefixed) topics and their records, e.g. a test's own topics. Blocking.
+  // Not while appends to those topics are in progress.
   result<void> delete_topics(const std::vector<std::string>& topics);
 
   const kafka_options& options() const noexcept;

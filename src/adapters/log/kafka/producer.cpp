@@ -194,6 +194,7 @@ asio::awaitable<result<void>> producer::append(std::string topic, std::vector<lo
     auto r = co_await offload(admin_.get_executor(), std::move(work));
     if (!r) co_return r;
     rkt = find_topic(topic);
+    if (rkt == nullptr) co_return error(errc::unavailable, "kafka topic deleted meanwhile");
   }
 
   auto* batch = new pending_append(std::move(records));
