@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "adapters/log/embedded/completion.hpp"
+#include "core/completion.hpp"
 #include "adapters/log/embedded/embedded_log.hpp"
 #include "adapters/log/embedded/topic.hpp"
 

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "adapters/log/embedded/completion.hpp"
+#include "core/completion.hpp"
 #include "core/error.hpp"
 
 namespace chat4all::log_embedded {

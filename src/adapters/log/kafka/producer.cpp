@@ -11,7 +11,7 @@
 #include <chrono>
 #include <optional>
 
-#include "adapters/log/kafka/completion.hpp"
+#include "core/completion.hpp"
 #include "core/offload.hpp"
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"

@@ -1,8 +1,8 @@
 #pragma once
 // A type-erased, move-only completion handler taken from asio::async_initiate, completed
-// from any thread: the handler runs on its own associated executor (the awaiting
-// coroutine's), which is kept busy (outstanding work) until then, so an io_context::run()
-// does not return while a coroutine waits for the log writer thread.
+// from any thread (the embedded log writer, librdkafka threads): the handler runs on its own
+// associated executor (the awaiting coroutine's), which is kept busy (outstanding work) until
+// then, so an io_context::run() does not return while a coroutine waits.
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
@@ -12,7 +12,7 @@
 #include <memory>
 #include <utility>
 
-namespace chat4all::log_embedded {
+namespace chat4all {
 
 template <class... Args>
 class completion {
@@ -50,4 +50,4 @@ std::unique_ptr<completion<Args...>> make_completion(Handler h) {
   return std::make_unique<completion_for<std::decay_t<Handler>, Args...>>(std::move(h));
 }
 
-}  // namespace chat4all::log_embedded
+}  // namespace chat4all
