@@ -4,7 +4,7 @@
 # runs the whole test suite: unit, contract (every adapter of every port), e2e (the real
 # binary over HTTP, on the embedded default and in cluster mode). Exit status 0 = all passed.
 #   CHAT4ALL_TEST_LABELS=unit scripts/test.sh   narrow by ctest label (no services needed)
-#   CHAT4ALL_KEEP_SERVICES=1                    leave the services running afterwards
+#   CHAT4ALL_TEST_KEEP_SERVICES=1                    leave the services running afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -13,7 +13,7 @@ labels=${CHAT4ALL_TEST_LABELS:-unit|contract|e2e}
 
 if [[ "$labels" != "unit" ]]; then
   services=(postgres redis kafka)
-  if [[ -z "${CHAT4ALL_KEEP_SERVICES:-}" ]]; then
+  if [[ -z "${CHAT4ALL_TEST_KEEP_SERVICES:-}" ]]; then
     trap 'for s in "${services[@]}"; do scripts/services/$s.sh stop >/dev/null 2>&1 || true; done' EXIT
   fi
   for s in "${services[@]}"; do scripts/services/$s.sh start; done

@@ -19,6 +19,20 @@ void inflight_messages::expire_locked(std::chrono::steady_clock::time_point now)
 inflight_messages::claim inflight_messages::try_claim(const uuid& id, std::uint64_t hash) {
   std::lock_guard lock(mu_);
   expire_locked(std::chrono::steady_clock::now());
+  return claim_locked(id, hash);
+}
+
+std::vector<inflight_messages::claim> inflight_messages::try_claim_all(
+    const std::vector<std::pair<uuid, std::uint64_t>>& ids) {
+  std::vector<claim> out;
+  out.reserve(ids.size());
+  std::lock_guard lock(mu_);
+  expire_locked(std::chrono::steady_clock::now());
+  for (const auto& [id, hash] : ids) out.push_back(claim_locked(id, hash));
+  return out;
+}
+
+inflight_messages::claim inflight_messages::claim_locked(const uuid& id, std::uint64_t hash) {
   if (auto it = map_.find(id); it != map_.end()) {
     if (it->second.hash == hash) return claim::same;
     return it->second.durable ? claim::conflict : claim::contended;

@@ -38,6 +38,9 @@ class inflight_messages {
   //   still find a stored copy and lose): wait(), then claim again.
   // conflict: another content is already durable under this id.
   claim try_claim(const uuid& id, std::uint64_t hash);
+  // try_claim for several ids at once, atomically: two requests carrying the same batch
+  // cannot split it between them (which would store it out of order).
+  std::vector<claim> try_claim_all(const std::vector<std::pair<uuid, std::uint64_t>>& ids);
   enum class outcome { durable, failed, gone, conflict };
   // Waits for the owner of `id` to finish. `gone`: the id is no longer tracked (stored by
   // the router, or abandoned before this call) and the caller must look again.
@@ -67,6 +70,7 @@ class inflight_messages {
   void finish(const uuid& id, outcome o, bool keep);
 
   void expire_locked(std::chrono::steady_clock::time_point now);
+  claim claim_locked(const uuid& id, std::uint64_t hash);
 
   mutable std::mutex mu_;
   std::unordered_map<uuid, entry, uuid_hash> map_;

@@ -119,9 +119,17 @@ task<std::vector<result<void>>> message_service::send_batch(const principal& who
   // that is neither in flight nor stored is appended by this call.
   for (int round = 0; round < max_wait_rounds; ++round) {
     std::vector<std::size_t> fresh;
+    std::vector<std::size_t> asking;
+    std::vector<std::pair<uuid, std::uint64_t>> keys;
     for (std::size_t i = 0; i < n; ++i) {
       if (!prepared[i] || (round > 0 && st[i] != state::waiting)) continue;
-      switch (inflight_.try_claim(prepared[i]->message_id, prepared[i]->content_hash)) {
+      asking.push_back(i);
+      keys.emplace_back(prepared[i]->message_id, prepared[i]->content_hash);
+    }
+    const auto claims = inflight_.try_claim_all(keys);
+    for (std::size_t k = 0; k < asking.size(); ++k) {
+      const auto i = asking[k];
+      switch (claims[k]) {
         case inflight_messages::claim::fresh:
           st[i] = state::owned;
           fresh.push_back(i);
