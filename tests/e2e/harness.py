@@ -673,3 +673,315 @@ class ServerTestCase(unittest.TestCase):
             for d in err["details"]:
                 self.assertIsInstance(d.get("field"), str, f"{msg} details[].field: {r!r}")
                 self.assertIsInstance(d.get("reason"), str, f"{msg} details[].reason: {r!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Continuous traffic and the exactly-once check (cluster failover suites)
+# --------------------------------------------------------------------------------------------
+
+
+class Traffic:
+    """Sender threads that post continuously while a test breaks things.
+
+    `senders` is a list of (conversation_id, User, batch_size): each thread posts to its one
+    conversation as its one user, one request at a time — POST /v1/messages when batch_size is
+    0, else POST /v1/messages:batch with batch_size messages. A request that gets no answer
+    (transport error, timeout) or a 503 is sent again with the same message_ids and content,
+    for at most `retry_for` seconds per message (then the message counts as given up: it may or
+    may not be stored, but never twice). Records every attempt, every 202 with its time, and
+    per thread the acknowledged ids in the order the 202s arrived."""
+
+    def __init__(self, server: Server, senders, client_timeout: float = 15.0, retry_for: float = 60.0,
+                 name: str = "t"):
+        self.server = server
+        self.senders = list(senders)
+        self.client = Api(server, timeout=client_timeout)
+        self.retry_for = retry_for
+        self.name = name
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.attempted: dict = {}  # message_id -> (conversation_id, sender_id, content)
+        self.acked: set = set()
+        self.ack_times: list[float] = []  # time.monotonic() of every acknowledged message
+        self.acked_by_thread: list[list[str]] = [[] for _ in self.senders]
+        self.rejected: dict = {}  # message_id -> unexpected definitive answer
+        self.given_up: set = set()
+        self.answers = {}  # "202", "503", "transport", ... -> count of requests
+        self.failed_requests = 0  # requests without a 202 (503s and transport errors)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def record(self, mid, conv, sender, content, acked=False):
+        """Registers a message sent outside the threads (e.g. a sentinel)."""
+        with self.lock:
+            self.attempted[mid] = (conv, sender, content)
+            if acked:
+                self.acked.add(mid)
+
+    def _count(self, what):
+        with self.lock:
+            self.answers[what] = self.answers.get(what, 0) + 1
+            if what != "202":
+                self.failed_requests += 1
+
+    def acked_count(self) -> int:
+        with self.lock:
+            return len(self.acked)
+
+    def acks_between(self, t0: float, t1: float) -> int:
+        with self.lock:
+            return sum(1 for t in self.ack_times if t0 <= t < t1)
+
+    def longest_ack_gap(self, t0: float, t1: float) -> float:
+        """The longest stretch within [t0, t1) without any 202."""
+        with self.lock:
+            ts = sorted(t for t in self.ack_times if t0 <= t < t1)
+        points = [t0, *ts, t1]
+        return max(b - a for a, b in zip(points, points[1:]))
+
+    def last_acked(self) -> list:
+        """(conversation_id, message_id) of the latest acknowledged message of every thread."""
+        with self.lock:
+            return [(self.senders[i][0], ids[-1]) for i, ids in enumerate(self.acked_by_thread) if ids]
+
+    def summary(self) -> str:
+        with self.lock:
+            return (f"attempted={len(self.attempted)} acked={len(self.acked)} given_up={len(self.given_up)} "
+                    f"rejected={len(self.rejected)} failed_requests={self.failed_requests} "
+                    f"answers={dict(sorted(self.answers.items()))}")
+
+    # -- threads -----------------------------------------------------------------------------
+    def start(self):
+        for i in range(len(self.senders)):
+            th = threading.Thread(target=self._run, args=(i,), daemon=True, name=f"{self.name}-sender-{i}")
+            self.threads.append(th)
+            th.start()
+        return self
+
+    def stop(self, timeout: float = 90.0):
+        """Stops the senders (each finishes its current message, retrying no more) and joins
+        them; asserts they all ended."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for th in self.threads:
+            th.join(max(0.1, deadline - time.monotonic()))
+        alive = [th.name for th in self.threads if th.is_alive()]
+        assert not alive, f"sender threads did not stop within {timeout}s: {alive}"
+
+    def _run(self, i):
+        try:
+            conv, user, batch = self.senders[i]
+            n = 0
+            while not self.stop_event.is_set():
+                msgs = []
+                for _ in range(max(batch, 1)):
+                    mid = new_id()
+                    content = f"{self.name}{i} n{n} {mid}"
+                    n += 1
+                    self.record(mid, conv, user.id, content)
+                    msgs.append(text_message(conv, content, mid))
+                if batch:
+                    self._send_batch(i, msgs, user)
+                else:
+                    self._send_one(i, msgs[0], user)
+        finally:
+            self.client.close()
+
+    def _post(self, path, body, token):
+        try:
+            r = self.client.post(path, json=body, token=token, retry=False)
+        except TRANSPORT_ERRORS:
+            self.client.close()
+            self._count("transport")
+            return None
+        self._count(str(r.status))
+        return r
+
+    def _ack(self, i, mids):
+        now = time.monotonic()
+        with self.lock:
+            for mid in mids:
+                self.acked.add(mid)
+                self.ack_times.append(now)
+                self.acked_by_thread[i].append(mid)
+
+    def _retry_or_give_up(self, deadline, mids, r) -> bool:
+        if self.stop_event.is_set() or time.monotonic() >= deadline:
+            with self.lock:
+                self.given_up.update(mids)
+            return False
+        pause = 0.05
+        if r is not None:
+            try:
+                pause = min(max(float(r.headers.get("Retry-After") or 0.05), 0.05), 0.5)
+            except ValueError:
+                pass
+        time.sleep(pause)
+        return True
+
+    def _send_one(self, i, m, user):
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            r = self._post("/v1/messages", m, user.token)
+            if r is not None and r.status == 202 and (r.json or {}).get("message_id") == m["message_id"]:
+                self._ack(i, [m["message_id"]])
+                return
+            if r is not None and r.status != 503:
+                with self.lock:
+                    self.rejected[m["message_id"]] = repr(r)
+                return
+            if not self._retry_or_give_up(deadline, [m["message_id"]], r):
+                return
+
+    def _send_batch(self, i, msgs, user):
+        mids = [m["message_id"] for m in msgs]
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            r = self._post("/v1/messages:batch", {"messages": msgs}, user.token)
+            if r is not None and r.status == 202:
+                results = (r.json or {}).get("results") or []
+                ok = [res.get("status") == "accepted" and res.get("message_id") == mid
+                      for res, mid in zip(results, mids)]
+                if len(results) == len(mids) and all(ok):
+                    self._ack(i, mids)
+                    return
+                codes = [((res.get("error") or {}).get("code")) for res, good in zip(results, ok) if not good]
+                if len(results) == len(mids) and all(c == "unavailable" for c in codes):
+                    # Partly unavailable: send the whole batch again (same ids, same content).
+                    if self._retry_or_give_up(deadline, mids, r):
+                        continue
+                    return
+                with self.lock:
+                    for mid in mids:
+                        self.rejected[mid] = repr(r)
+                return
+            if r is not None and r.status != 503:
+                with self.lock:
+                    for mid in mids:
+                        self.rejected[mid] = repr(r)
+                return
+            if not self._retry_or_give_up(deadline, mids, r):
+                return
+
+
+def exactly_once_problems(hist: dict, traffic: Traffic) -> list[str]:
+    """What is wrong with the stored histories (`hist`: conversation_id -> history_all list)
+    given what `traffic` sent and got acknowledged: seq not 1..N, a message stored twice, one
+    never sent, one stored differently than sent, an acknowledged one missing, a sender
+    thread's acknowledged messages not in the order of their 202s, a status other than
+    DELIVERED/READ. Empty when all is well."""
+    problems: list[str] = []
+    seen: dict = {}
+    seq_of: dict = {}
+    for conv, msgs in hist.items():
+        seqs = [m["seq"] for m in msgs]
+        if seqs != list(range(1, len(seqs) + 1)):
+            counts = {}
+            for s in seqs:
+                counts[s] = counts.get(s, 0) + 1
+            gaps = sorted(set(range(1, max(seqs, default=0) + 1)) - set(seqs))[:20]
+            repeated = [s for s, n in counts.items() if n > 1][:20]
+            problems.append(f"conversation {conv}: seq not 1..N (n={len(seqs)}, missing {gaps}, repeated {repeated})")
+        for m in msgs:
+            mid = m["message_id"]
+            seen[mid] = seen.get(mid, 0) + 1
+            seq_of[mid] = m["seq"]
+            sent = traffic.attempted.get(mid)
+            if sent is None:
+                problems.append(f"message {mid} (seq {m['seq']}) in conversation {conv} was never sent")
+                continue
+            got = (m["conversation_id"], m["sender_id"], (m.get("payload") or {}).get("content"))
+            if got != sent or m["conversation_id"] != conv:
+                problems.append(f"message {mid} differs from what was sent: got {got}, sent {sent}")
+            if m.get("status") not in ("DELIVERED", "READ"):
+                problems.append(f"message {mid} (seq {m['seq']}) has status {m.get('status')}")
+    dups = [mid for mid, n in seen.items() if n > 1]
+    if dups:
+        problems.append(f"{len(dups)} messages stored more than once, e.g. {dups[:5]}")
+    lost = sorted(traffic.acked - set(seen))
+    if lost:
+        where = {}
+        for mid in lost:
+            c = traffic.attempted.get(mid, (None,))[0]
+            where[c] = where.get(c, 0) + 1
+        problems.append(f"{len(lost)} messages answered 202 are missing (per conversation: {where}), "
+                        f"e.g. {lost[:5]}")
+    for i, ids in enumerate(traffic.acked_by_thread):
+        seqs = [(seq_of[mid], mid) for mid in ids if mid in seq_of]
+        bad = [(a, b) for a, b in zip(seqs, seqs[1:]) if b[0] <= a[0]]
+        if bad:
+            problems.append(f"sender thread {i} (conversation {traffic.senders[i][0]}): {len(bad)} messages "
+                            f"stored out of the order of their 202s, e.g. (seq, id) pairs {bad[:3]}")
+    return problems
+
+
+def wait_all_acked_stored(api: Api, convs: dict, traffic: Traffic, timeout: float = 60.0,
+                          page: int = 100) -> dict:
+    """Polls every conversation's history (convs: conversation_id -> token of a member) until
+    every message `traffic` got a 202 for is stored, at most `timeout` seconds; returns the
+    last snapshot (conversation_id -> history) either way."""
+    want: dict = {}
+    for mid in traffic.acked:
+        want.setdefault(traffic.attempted[mid][0], set()).add(mid)
+    deadline = time.monotonic() + timeout
+    hist: dict = {}
+    pending = set(convs)
+    while True:
+        for conv in list(pending):
+            hist[conv] = history_all(api, convs[conv], conv, page=page)
+            if want.get(conv, set()) <= {m["message_id"] for m in hist[conv]}:
+                pending.discard(conv)
+        if not pending:
+            # One consistent snapshot of everything, taken after the last message arrived.
+            return {conv: history_all(api, convs[conv], conv, page=page) for conv in convs}
+        if time.monotonic() >= deadline:
+            return hist
+        time.sleep(0.5)
+
+
+def kafka_partition(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as the Java client and librdkafka's
+    murmur2_random) gives a non-empty key."""
+    data = key.encode()
+    m, length = 0x5bd1e995, len(data)
+    h = (0x9747b28c ^ length) & 0xffffffff
+    for i in range(0, length - length % 4, 4):
+        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+        k = (k * m) & 0xffffffff
+        k ^= k >> 24
+        k = (k * m) & 0xffffffff
+        h = ((h * m) & 0xffffffff) ^ k
+    rest, tail = length % 4, length & ~3
+    if rest == 3:
+        h ^= data[tail + 2] << 16
+    if rest >= 2:
+        h ^= data[tail + 1] << 8
+    if rest >= 1:
+        h = ((h ^ data[tail]) * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    h ^= h >> 15
+    return (h & 0x7fffffff) % partitions
+
+
+def metric_value(server: Server, name: str) -> float | None:
+    """The sum over all label sets of metric `name` on the server's /metrics (None when the
+    server does not answer or has no such metric)."""
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        text = r.read().decode("utf-8", "replace")
+        c.close()
+    except TRANSPORT_ERRORS:
+        return None
+    if r.status != 200:
+        return None
+    total = None
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            try:
+                total = (total or 0.0) + float(line.rsplit(" ", 1)[1])
+            except ValueError:
+                pass
+    return total
