@@ -162,7 +162,10 @@ class Server:
     def env(self) -> dict:
         """The server's environment: test defaults, cluster backends when
         CHAT4ALL_TEST_E2E_MODE=cluster, then the test's own overrides."""
-        e = dict(os.environ)
+        # Hermetic: the caller's CHAT4ALL_* settings (service-script ports, a developer's own
+        # config) must not leak into the server under test; only the test's own ones do.
+        e = {k: v for k, v in os.environ.items()
+             if not k.startswith("CHAT4ALL_") or k.startswith("CHAT4ALL_TEST_") or k == "CHAT4ALL_BIN"}
         e.update({
             "CHAT4ALL_AUTH_JWT_SECRET": TEST_SECRET,
             "CHAT4ALL_AUTH_ARGON2_OPSLIMIT": "1",
