@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "adapters/log/kafka/health.hpp"
 #include "core/offload.hpp"
 #include "obs/logging.hpp"
 
@@ -81,8 +82,11 @@ void close_consumer(rd_kafka_t* rk) {
 }  // namespace
 
 consumer::consumer(const kafka_options& opts, const std::string& topic, const std::string& group,
-                   std::shared_ptr<const std::atomic<bool>> log_stopped)
-    : topic_(opts.topic_prefix + topic), log_stopped_(std::move(log_stopped)) {
+                   std::shared_ptr<const std::atomic<bool>> log_stopped,
+                   std::shared_ptr<consumer_probe> probe)
+    : topic_(opts.topic_prefix + topic),
+      log_stopped_(std::move(log_stopped)),
+      probe_(std::move(probe)) {
   rk_ = make_client(make_conf(consumer_config(opts, group), "consumer"), true);
   // Logs, errors and rebalances are served by rd_kafka_consumer_poll too.
   rd_kafka_poll_set_consumer(rk_.get());
@@ -92,9 +96,18 @@ consumer::consumer(const kafka_options& opts, const std::string& topic, const st
   if (const auto err = rd_kafka_subscribe(rk_.get(), topics.get()); err) {
     throw std::invalid_argument("kafka subscribe " + topic_ + ": " + rd_kafka_err2str(err));
   }
+  if (probe_) {
+    std::lock_guard lk(probe_->mu);
+    probe_->rk = rk_.get();
+  }
 }
 
 consumer::~consumer() {
+  // The health monitor stops using the handle first (waits for its query in progress).
+  if (probe_) {
+    std::lock_guard lk(probe_->mu);
+    probe_->rk = nullptr;
+  }
   // On the consumer's thread, after any job still queued there.
   rd_kafka_t* rk = rk_.get();
   asio::post(worker_, [rk] { close_consumer(rk); });

@@ -17,12 +17,16 @@
 
 namespace chat4all::log_kafka {
 
+struct consumer_probe;
+
 class consumer final : public log_consumer {
  public:
   // Subscribes to `topic` (unprefixed) in `group` (unprefixed); the group is joined on the
   // first poll. Throws std::invalid_argument when librdkafka rejects the configuration.
+  // `probe` (optional) lets the health monitor read this consumer's assignment and lag.
   consumer(const kafka_options& opts, const std::string& topic, const std::string& group,
-           std::shared_ptr<const std::atomic<bool>> log_stopped);
+           std::shared_ptr<const std::atomic<bool>> log_stopped,
+           std::shared_ptr<consumer_probe> probe = nullptr);
   // Closes the consumer: leaves the group without committing anything more.
   ~consumer() override;
   consumer(const consumer&) = delete;
@@ -42,6 +46,7 @@ class consumer final : public log_consumer {
   std::shared_ptr<const std::atomic<bool>> log_stopped_;
   client_ptr rk_;
   boost::asio::thread_pool worker_{1};
+  std::shared_ptr<consumer_probe> probe_;
 };
 
 }  // namespace chat4all::log_kafka

@@ -3,14 +3,26 @@
 #include <stdexcept>
 
 #include "adapters/log/kafka/consumer.hpp"
+#include "adapters/log/kafka/health.hpp"
 #include "adapters/log/kafka/producer.hpp"
 
 namespace chat4all {
 
 kafka_log::kafka_log(kafka_options opts, obs::metrics_registry* metrics)
-    : producer_(std::make_unique<log_kafka::producer>(std::move(opts), metrics)) {}
+    : producer_(std::make_unique<log_kafka::producer>(std::move(opts), metrics)) {
+  if (producer_->options().health_interval_ms < 0) {
+    throw std::invalid_argument("kafka_log: health_interval_ms must be >= 0");
+  }
+  if (producer_->options().health_interval_ms > 0) {
+    health_ = std::make_unique<log_kafka::health_monitor>(producer_->client(), producer_->options(),
+                                                          metrics);
+  }
+}
 
-kafka_log::~kafka_log() = default;  // the producer's destructor stops it
+kafka_log::~kafka_log() {
+  health_.reset();  // uses the producer's client: stopped first
+  producer_.reset();
+}
 
 boost::asio::awaitable<result<void>> kafka_log::append(std::string topic,
                                                        std::vector<log_record> records) {
@@ -27,10 +39,12 @@ std::unique_ptr<log_consumer> kafka_log::subscribe(std::string topic, std::strin
     throw std::runtime_error("kafka_log::subscribe: " + r.err().message);
   }
   return std::make_unique<log_kafka::consumer>(producer_->options(), topic, group,
-                                               producer_->stopped_flag());
+                                               producer_->stopped_flag(),
+                                               health_ ? health_->watch(topic, group) : nullptr);
 }
 
 void kafka_log::stop() {
+  if (health_) health_->stop();
   producer_->stop();
 }
 
@@ -43,6 +57,15 @@ result<void> kafka_log::ensure_topics(const std::vector<std::string>& topics) {
 
 result<void> kafka_log::delete_topics(const std::vector<std::string>& topics) {
   return producer_->delete_topics(topics);
+}
+
+kafka_health kafka_log::health() const {
+  if (!health_) {
+    kafka_health h;
+    h.last_error = "kafka health refresh disabled (health_interval_ms = 0)";
+    return h;
+  }
+  return health_->snapshot();
 }
 
 const kafka_options& kafka_log::options() const noexcept {

@@ -21,7 +21,14 @@
 // redelivered to the next owner of its partition. Every librdkafka call of a consumer
 // (poll, commit, close) runs on that consumer's own thread.
 //
-// Thread-safety: append, ensure_topics, subscribe and stop may be called from any thread.
+// Health (health(), and metrics when a registry is given): a thread of the adapter's own
+// refreshes, every health_interval_ms, the cluster metadata (brokers online, partitions of
+// the adapter's topics that are under-replicated or have no leader) and the lag of every
+// live consumer of this kafka_log (high watermark - committed offset, per assigned
+// partition). Every request it makes is bounded (5 s); it never runs on the caller's thread.
+//
+// Thread-safety: append, ensure_topics, subscribe, health and stop may be called from any
+// thread.
 // A log_consumer is used by one coroutine at a time.
 // Lifetime: the kafka_log must outlive its appends (stop() completes them); consumers are
 // independent clients and may outlive it (their polls then report `unavailable`).
@@ -36,6 +43,8 @@
 // subscribe() throws std::runtime_error when its topic cannot be created or the consumer
 // cannot be made; ensure_topics() returns the error.
 
+#include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,14 +75,48 @@ struct kafka_options {
   // Consumer group liveness: a consumer that stops heartbeating for this long loses its
   // partitions to the other members.
   int session_timeout_ms = 10000;
+  // Period of the cluster health refresh (metadata and consumer lag; see kafka_log::health).
+  // 0 disables it: health() then stays unknown and no health metric is updated.
+  int health_interval_ms = 10000;
   // Extra librdkafka properties (override the ones above), e.g. for tests or TLS.
   std::map<std::string, std::string> producer_config;
   std::map<std::string, std::string> consumer_config;
 };
 
+// Lag of one partition assigned to one consumer of the kafka_log.
+struct kafka_partition_lag {
+  std::string topic;  // unprefixed
+  std::string group;  // unprefixed
+  std::int32_t partition = 0;
+  // Records after the group's committed offset: high watermark - committed offset (with
+  // nothing committed yet, high - low watermark: the group starts from the earliest).
+  std::int64_t lag = 0;
+};
+
+// The last health refresh of a kafka_log (for readiness checks and the metrics).
+struct kafka_health {
+  // True when the last refresh got the cluster metadata. False before the first refresh,
+  // when refreshes are disabled (health_interval_ms = 0) or when the last one failed; the
+  // partition and lag figures are then those of the last successful refresh.
+  bool ok = false;
+  std::chrono::steady_clock::time_point refreshed_at{};  // last successful refresh
+  std::string last_error;              // of the last failed refresh (metadata or consumer lag)
+  std::uint64_t failed_refreshes = 0;  // since the kafka_log started
+
+  int brokers_online = 0;               // brokers in the cluster metadata (0 if unreachable)
+  int topics = 0;                       // the adapter's topics (those with topic_prefix)
+  int partitions = 0;                   // their partitions
+  int under_replicated_partitions = 0;  // of those: in-sync replicas < replicas
+  int offline_partitions = 0;           // of those: no leader
+
+  // One entry per partition assigned to a live consumer of this kafka_log.
+  std::vector<kafka_partition_lag> consumer_lag;
+};
+
 namespace log_kafka {
 class producer;
-}
+class health_monitor;
+}  // namespace log_kafka
 
 class kafka_log final : public event_log {
  public:
@@ -89,8 +132,9 @@ class kafka_log final : public event_log {
   // Creates the topic if needed (blocking Admin API call on the calling thread, bounded by
   // a few seconds) and returns a consumer that joins the group on its first poll.
   std::unique_ptr<log_consumer> subscribe(std::string topic, std::string group) override;
-  // Idempotent. Waits up to stop_flush_timeout_ms for queued records, then fails the rest
-  // (their appends complete with `unavailable`) and joins the poller thread.
+  // Idempotent. Stops the health refresh, waits up to stop_flush_timeout_ms for queued
+  // records, then fails the rest (their appends complete with `unavailable`) and joins the
+  // poller thread.
   void stop() override;
 
   // Creates or checks the (unprefixed) topics now, e.g. at start-up. Blocking.
@@ -99,10 +143,14 @@ class kafka_log final : public event_log {
   // Not while appends to those topics are in progress.
   result<void> delete_topics(const std::vector<std::string>& topics);
 
+  // The numbers of the last health refresh (cheap: a copy; never waits on Kafka).
+  kafka_health health() const;
+
   const kafka_options& options() const noexcept;
 
  private:
   std::unique_ptr<log_kafka::producer> producer_;
+  std::unique_ptr<log_kafka::health_monitor> health_;  // null when health_interval_ms = 0
 };
 
 }  // namespace chat4all

@@ -43,6 +43,8 @@ class producer {
   void stop();
 
   const kafka_options& options() const noexcept { return opts_; }
+  // The librdkafka client (for the health monitor's metadata and offset requests).
+  rd_kafka_s* client() const noexcept { return rk_.get(); }
   // Shared with consumers: true once stop() was called.
   std::shared_ptr<const std::atomic<bool>> stopped_flag() const { return stopped_; }
 
