@@ -25,6 +25,7 @@
 #include "domain/message_service.hpp"
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
+#include "pipeline/faulty_store.hpp"
 #include "pipeline/log_channel_dispatch.hpp"
 #include "pipeline/message_router.hpp"
 
@@ -138,9 +139,19 @@ int serve(config cfg) {
   auth_service auth(db, db, clk, cfg.auth, blocking.get_executor(), &fan);
   conversation_service conversations(db, db, db, members, fan, clk, cfg.limits);
   message_service messages(members, db, event_log, inflight, clk, cfg.limits);
+  // Tests only (router.fail_store_message_ids): the router's store fails for those ids.
+  std::unique_ptr<faulty_store> fault_injection;
+  message_store* router_store = &db;
+  if (runs_router && !cfg.router.fail_store_message_ids.empty()) {
+    fault_injection = std::make_unique<faulty_store>(
+        db, parse_uuid_list(cfg.router.fail_store_message_ids).value_or(std::vector<uuid>{}));
+    router_store = fault_injection.get();
+    log::warn("fault injection on: the router cannot store some messages (tests only)",
+              {{"router.fail_store_message_ids", cfg.router.fail_store_message_ids}});
+  }
   std::optional<message_router> router;
   if (runs_router)
-    router.emplace(event_log, db, fan, channels, inflight, clk, cfg.router, metrics);
+    router.emplace(event_log, *router_store, fan, channels, inflight, clk, cfg.router, metrics);
 
   if (auto r = run_sync(pipeline_ctx, auth.load_revocations()); !r) {
     log::error("cannot load token revocations", {{"reason", r.err().message}});

@@ -72,6 +72,13 @@ struct limits_config {
 struct router_config {
   int batch_size = 2000;  // log entries per store transaction at most
   int poll_wait_ms = 50;
+  // A failed store is retried max_retries times, the first after retry_initial_ms, each next
+  // one after twice the previous wait (1 s, 2 s, 4 s); then the batch is stored message by
+  // message and what still fails is dead-lettered and marked FAILED (SPEC §6).
+  int retry_initial_ms = 1000;
+  int max_retries = 3;
+  // Tests only: comma-separated message ids the router's store calls treat as failing.
+  std::string fail_store_message_ids;
 };
 
 struct logging_config {

@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <variant>
 
+#include "core/ids.hpp"
+
 extern char** environ;
 
 namespace chat4all {
@@ -273,6 +275,18 @@ std::vector<key_spec> build_specs() {
                       "Log entries per store transaction at most."));
   v.push_back(integer("router", "poll_wait_ms", ro(&router_config::poll_wait_ms), 0, 60000,
                       "How long the router waits for new log entries before polling again."));
+  v.push_back(integer("router", "retry_initial_ms", ro(&router_config::retry_initial_ms), 1, 600000,
+                      "Wait before the first retry of a failed store, in milliseconds; each "
+                      "next retry waits twice as long (1 s, 2 s, 4 s)."));
+  v.push_back(integer("router", "max_retries", ro(&router_config::max_retries), 0, 10,
+                      "Retries of a failed store before the batch is stored message by message "
+                      "and each message that still fails is dead-lettered and marked FAILED."));
+  v.push_back(text(
+      "router", "fail_store_message_ids", ro(&router_config::fail_store_message_ids),
+      "empty or comma-separated message ids (UUIDs)",
+      [](std::string_view s) { return parse_uuid_list(s).has_value(); },
+      "For tests only: the router's store calls fail for these message ids "
+      "(fault injection for the retry and dead-letter path). Leave empty."));
 
   const auto lo = [](auto m) { return member(&config::logging, m); };
   v.push_back(choice("logging", "level", lo(&logging_config::level),

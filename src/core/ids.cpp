@@ -58,6 +58,22 @@ uuid uuid::from_raw(std::string_view raw16) noexcept {
   return u;
 }
 
+std::optional<std::vector<uuid>> parse_uuid_list(std::string_view text) {
+  std::vector<uuid> out;
+  if (text.empty()) return out;
+  for (;;) {
+    const auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    auto id = uuid::parse(item);
+    if (!id) return std::nullopt;
+    out.push_back(*id);
+    if (comma == std::string_view::npos) return out;
+    text.remove_prefix(comma + 1);
+  }
+}
+
 std::size_t uuid_hash::operator()(const uuid& u) const noexcept {
   std::uint64_t a, b;
   std::memcpy(&a, u.bytes.data(), 8);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace chat4all {
 
@@ -33,6 +34,10 @@ struct uuid {
   friend bool operator==(const uuid&, const uuid&) = default;
   friend auto operator<=>(const uuid&, const uuid&) = default;
 };
+
+// A comma-separated list of canonical UUIDs ("" is the empty list; spaces around an item are
+// ignored). nullopt when an item is not a UUID.
+std::optional<std::vector<uuid>> parse_uuid_list(std::string_view text);
 
 struct uuid_hash {
   std::size_t operator()(const uuid& u) const noexcept;

@@ -3,26 +3,48 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
 
 #include <algorithm>
 
 #include "domain/events.hpp"
-#include "domain/message_service.hpp"
 #include "domain/message_codec.hpp"
+#include "domain/message_service.hpp"
 #include "obs/logging.hpp"
 
 namespace chat4all {
 namespace asio = boost::asio;
 
 namespace {
-std::vector<double> batch_buckets() { return {1, 10, 50, 100, 250, 500, 1000, 2000, 5000}; }
+std::vector<double> batch_buckets() {
+  return {1, 10, 50, 100, 250, 500, 1000, 2000, 5000};
+}
+
+// The dead-letter record of a `messages` log entry (format in message_router.hpp).
+log_record dead_letter(const log_entry& e, const accepted_message* m, std::string_view reason,
+                       timestamp_us at) {
+  boost::json::object o;
+  o["v"] = 1;
+  o["topic"] = messages_topic;
+  o["partition"] = e.partition;
+  o["offset"] = e.offset;
+  if (m != nullptr) o["message_id"] = m->message_id.str();
+  o["reason"] = reason;
+  o["failed_at"] = at;
+  o["record"] = e.value;
+  return {m != nullptr ? std::to_string(m->conversation) : e.key, boost::json::serialize(o)};
+}
+
+std::string describe(const error& e) {
+  return std::string(e.name()) + ": " + e.message;
+}
 }  // namespace
 
 message_router::message_router(event_log& log, message_store& store, fanout& fan,
                                channel_dispatch& channels, inflight_messages& inflight,
-                               const clock& clk, router_config cfg,
-                               obs::metrics_registry& metrics)
-    : consumer_(log.subscribe(messages_topic, "router")),
+                               const clock& clk, router_config cfg, obs::metrics_registry& metrics)
+    : log_(log),
+      consumer_(log.subscribe(messages_topic, "router")),
       store_(store),
       fanout_(fan),
       channels_(channels),
@@ -34,9 +56,14 @@ message_router::message_router(event_log& log, message_store& store, fanout& fan
       duplicates_(metrics.counter("chat4all_router_duplicates_total",
                                   "Log records skipped because the message was already stored")),
       poison_(metrics.counter("chat4all_router_poison_records_total",
-                              "Log records that could not be decoded")),
-      store_errors_(metrics.counter("chat4all_router_store_errors_total",
-                                    "Failed store attempts (retried)")),
+                              "Log records that could not be decoded (dead-lettered)")),
+      store_errors_(
+          metrics.counter("chat4all_router_store_errors_total", "Failed store attempts (retried)")),
+      failed_(metrics.counter("chat4all_messages_failed_total",
+                              "Messages that could not be stored after the retries: marked "
+                              "FAILED and dead-lettered")),
+      dead_letters_(metrics.counter("chat4all_dlq_records_total",
+                                    "Records appended to the message_processing_dlq topic")),
       accept_to_store_(metrics.histogram("chat4all_message_accept_to_store_seconds",
                                          "Time from durable accept to stored")),
       batch_size_(metrics.histogram("chat4all_router_batch_messages",
@@ -45,50 +72,152 @@ message_router::message_router(event_log& log, message_store& store, fanout& fan
 message_router::~message_router() = default;
 
 task<result<std::size_t>> message_router::step(std::chrono::milliseconds wait) {
-  auto polled = co_await consumer_->poll(static_cast<std::size_t>(cfg_.batch_size), wait);
-  if (!polled) co_return std::move(polled).err();
-  auto& entries = *polled;
-  if (entries.empty()) co_return std::size_t{0};
+  if (!pending_) {
+    auto polled = co_await consumer_->poll(static_cast<std::size_t>(cfg_.batch_size), wait);
+    if (!polled) co_return std::move(polled).err();
+    if (polled->empty()) co_return std::size_t{0};
+    pending_batch p;
+    p.entries = std::move(*polled);
+    p.messages.reserve(p.entries.size());
+    p.ids.reserve(p.entries.size());
+    for (const auto& e : p.entries) {
+      auto m = decode_log_record(e.value);
+      if (!m) {
+        poison_.inc();
+        log::error("undecodable message record dead-lettered",
+                   {{"partition", e.partition}, {"offset", e.offset}, {"reason", m.err().message}});
+        p.dead_letters.push_back(
+            dead_letter(e, nullptr, "undecodable record: " + m.err().message, clock_.now_us()));
+        continue;
+      }
+      p.ids.push_back(m->message_id);
+      p.messages.push_back(std::move(m).value());
+    }
+    pending_ = std::move(p);
+  }
+  // From here on, a failure keeps the batch pending: the next step resumes it where it
+  // stopped (the log consumer has moved past these entries and would not return them again).
+  auto& p = *pending_;
+  if (!p.stored) {
+    if (auto r = co_await store(p); !r) co_return std::move(r).err();
+    p.stored = true;
+  }
+  if (!p.with_channels.empty()) {
+    if (auto r = co_await channels_.hand_off(p.with_channels); !r) co_return std::move(r).err();
+    p.with_channels.clear();
+  }
+  if (!p.dead_letters.empty()) {
+    const auto n = p.dead_letters.size();
+    if (auto r = co_await log_.append(dead_letter_topic, p.dead_letters); !r)
+      co_return std::move(r).err();
+    dead_letters_.inc(n);
+    p.dead_letters.clear();
+  }
+  if (auto r = co_await consumer_->commit(p.entries); !r) co_return std::move(r).err();
+  inflight_.stored(p.ids);
+  const auto handled = p.entries.size();
+  pending_.reset();
+  co_return handled;
+}
 
-  std::vector<accepted_message> batch;
-  batch.reserve(entries.size());
-  for (const auto& e : entries) {
+std::vector<accepted_message> message_router::redecode(const pending_batch& p) const {
+  std::vector<accepted_message> out;
+  out.reserve(p.entries.size());
+  for (const auto& e : p.entries) {
     auto m = decode_log_record(e.value);
-    if (!m) {
-      poison_.inc();
-      log::error("undecodable message record skipped",
-                 {{"offset", e.offset}, {"reason", m.err().message}});
+    if (m && !p.failed.contains(m->message_id)) out.push_back(std::move(m).value());
+  }
+  return out;
+}
+
+task<result<void>> message_router::store(pending_batch& p) {
+  // The first attempt takes the batch decoded at poll time (no copy on the hot path); a
+  // retry decodes it again from the entries.
+  auto batch = p.messages.empty() ? redecode(p) : std::move(p.messages);
+  p.messages.clear();
+  if (batch.empty()) co_return ok;
+  const auto n = batch.size();
+
+  auto delay = std::chrono::milliseconds(cfg_.retry_initial_ms);
+  for (int attempt = 0;; ++attempt) {
+    auto r = co_await store_.store_messages(std::move(batch), clock_.now_us());
+    if (r) {
+      on_stored(p, *r, n);
+      co_return ok;
+    }
+    store_errors_.inc();
+    if (attempt == cfg_.max_retries) {
+      log::warn("router store failed after the last retry; storing the batch message by message",
+                {{"messages", n}, {"code", r.err().name()}, {"reason", r.err().message}});
+      break;
+    }
+    log::warn("router store failed; retrying",
+              {{"messages", n},
+               {"attempt", attempt + 1},
+               {"code", r.err().name()},
+               {"reason", r.err().message},
+               {"backoff_ms", static_cast<std::int64_t>(delay.count())}});
+    if (!co_await pause(delay)) co_return std::move(r).err();
+    delay *= 2;
+    batch = redecode(p);
+  }
+
+  // One message at a time, in log order (seq follows acceptance order): what fails alone
+  // is the poison, recorded FAILED and dead-lettered; the rest is stored as usual.
+  for (const auto& e : p.entries) {
+    auto decoded = decode_log_record(e.value);
+    if (!decoded || p.failed.contains(decoded->message_id)) continue;
+    const accepted_message& m = *decoded;
+    std::vector<accepted_message> single(1, m);
+    auto one = co_await store_.store_messages(std::move(single), clock_.now_us());
+    if (one) {
+      on_stored(p, *one, 1);
       continue;
     }
-    batch.push_back(std::move(m).value());
-  }
-  std::vector<uuid> ids;
-  ids.reserve(batch.size());
-  for (const auto& m : batch) ids.push_back(m.message_id);
-  const auto n_batch = batch.size();
-
-  auto stored = co_await store_.store_messages(std::move(batch), clock_.now_us());
-  if (!stored) {
     store_errors_.inc();
-    co_return std::move(stored).err();
+    const std::string reason =
+        "not stored after " + std::to_string(cfg_.max_retries) + " retries: " + describe(one.err());
+    const auto now = clock_.now_us();
+    auto rec = co_await store_.store_failed(m, reason, now);
+    // not_found: the conversation is gone, so there is nothing to mark; the record still
+    // goes to the dead-letter queue. Any other error: the store cannot even record the
+    // failure (it is down, not this message): keep the batch pending and try again later.
+    if (!rec && rec.err().code != errc::not_found) co_return std::move(rec).err();
+    p.failed.insert(m.message_id);
+    failed_.inc();
+    log::error("message failed and was dead-lettered", {{"message_id", m.message_id.str()},
+                                                        {"conversation_id", m.conversation},
+                                                        {"reason", reason},
+                                                        {"marked_failed", rec.has_value()}});
+    p.dead_letters.push_back(dead_letter(e, &m, reason, now));
   }
-  const auto now = clock_.now_us();
-  batch_size_.observe(static_cast<double>(n_batch));
-  stored_.inc(stored->size());
-  duplicates_.inc(n_batch - stored->size());
+  co_return ok;
+}
 
-  std::vector<message> with_channels;
-  for (const auto& m : *stored) {
+void message_router::on_stored(pending_batch& p, const std::vector<message>& stored,
+                               std::size_t attempted) {
+  const auto now = clock_.now_us();
+  batch_size_.observe(static_cast<double>(attempted));
+  stored_.inc(stored.size());
+  duplicates_.inc(attempted - stored.size());
+  for (const auto& m : stored) {
     accept_to_store_.observe(static_cast<double>(now - m.created_at) / 1e6);
     fanout_.publish(conversation_channel(m.conversation), event_message_created(m, now));
-    if (!m.channels.empty()) with_channels.push_back(m);
+    if (!m.channels.empty()) p.with_channels.push_back(m);
   }
-  if (!with_channels.empty()) {
-    if (auto r = co_await channels_.hand_off(with_channels); !r) co_return std::move(r).err();
+}
+
+task<bool> message_router::pause(std::chrono::milliseconds d) {
+  using clk = std::chrono::steady_clock;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  const auto until = clk::now() + d;
+  while (!stopping_) {
+    const auto left = until - clk::now();
+    if (left <= clk::duration::zero()) co_return true;
+    timer.expires_after(std::min<clk::duration>(left, std::chrono::milliseconds(100)));
+    co_await timer.async_wait(asio::use_awaitable);
   }
-  if (auto r = co_await consumer_->commit(entries); !r) co_return std::move(r).err();
-  inflight_.stored(ids);
-  co_return entries.size();
+  co_return false;
 }
 
 task<result<std::size_t>> message_router::drain() {
@@ -102,7 +231,6 @@ task<result<std::size_t>> message_router::drain() {
 }
 
 task<void> message_router::run() {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
   auto backoff = std::chrono::milliseconds(100);
   const auto max_backoff = std::chrono::milliseconds(4000);
   while (!stopping_) {
@@ -113,10 +241,10 @@ task<void> message_router::run() {
     }
     if (stopping_) break;
     log::warn("router step failed; retrying",
-              {{"code", n.err().name()}, {"reason", n.err().message},
+              {{"code", n.err().name()},
+               {"reason", n.err().message},
                {"backoff_ms", static_cast<std::int64_t>(backoff.count())}});
-    timer.expires_after(backoff);
-    co_await timer.async_wait(asio::use_awaitable);
+    if (!co_await pause(backoff)) break;
     backoff = std::min(backoff * 2, max_backoff);
   }
 }

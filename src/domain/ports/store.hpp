@@ -89,6 +89,13 @@ class message_store {
   // messages actually stored, with their seq.
   virtual task<result<std::vector<message>>> store_messages(std::vector<accepted_message> batch,
                                                             timestamp_us now) = 0;
+  // Records a message the router could not store (SPEC §6: after the last retry): stores it
+  // like store_messages (next seq of its conversation) but with status FAILED and the status
+  // history ACCEPTED (accepted_at), FAILED (now, detail = reason). Idempotent: a message_id
+  // already stored (with any status) is left as it is. not_found when the conversation does
+  // not exist.
+  virtual task<result<void>> store_failed(accepted_message m, std::string reason,
+                                          timestamp_us now) = 0;
   // For each id (same order): the content hash of the stored message, or nullopt.
   virtual task<result<std::vector<std::optional<std::uint64_t>>>> find_content_hashes(
       std::vector<uuid> ids) = 0;

@@ -421,6 +421,112 @@ TYPED_TEST_P(store_contract, store_messages_skips_unknown_conversation) {
   EXPECT_TRUE(this->send({}, t0).empty());
 }
 
+TYPED_TEST_P(store_contract, store_failed_takes_the_next_seq_with_failed_history) {
+  auto a = this->add_user("alice");
+  auto b = this->add_user("bob");
+  auto c = this->add_conv(conversation_type::private_chat, {a, b}, t0);
+  auto m1 = make_msg(c, a, "one", t0 + 1);
+  auto bad = make_msg(c, b, "poison", t0 + 2);
+  bad.channels = {"telegram"};
+  auto m3 = make_msg(c, a, "three", t0 + 3);
+  ASSERT_EQ(this->send({m1}, t0 + 10).size(), 1u);
+  auto r = run(this->store_->store_failed(bad, "store failed: disk on fire", t0 + 20));
+  ASSERT_TRUE(r) << r.err().message;
+  auto after = this->send({m3}, t0 + 30);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].seq, 3);
+  EXPECT_EQ(this->all_seqs(c), (std::vector<seq_t>{1, 2, 3}));
+
+  auto got = run(this->store_->get_message(bad.message_id));
+  ASSERT_TRUE(got) << got.err().message;
+  EXPECT_EQ(got->msg.seq, 2);
+  EXPECT_EQ(got->msg.status, message_status::failed);
+  EXPECT_EQ(got->msg.sender, b);
+  EXPECT_EQ(got->msg.payload_json, bad.payload_json);
+  EXPECT_EQ(got->msg.channels, bad.channels);
+  EXPECT_EQ(got->msg.content_hash, bad.content_hash);
+  EXPECT_EQ(got->msg.created_at, t0 + 2);
+  ASSERT_EQ(got->history.size(), 2u);
+  EXPECT_EQ(got->history[0].status, message_status::accepted);
+  EXPECT_EQ(got->history[0].at, t0 + 2);
+  EXPECT_EQ(got->history[1].status, message_status::failed);
+  EXPECT_EQ(got->history[1].at, t0 + 20);
+  EXPECT_EQ(got->history[1].detail, "store failed: disk on fire");
+  EXPECT_TRUE(got->history[1].channel.empty());
+
+  // The idempotency check answers for it like for any stored message.
+  auto hashes = run(this->store_->find_content_hashes({bad.message_id}));
+  ASSERT_TRUE(hashes);
+  ASSERT_EQ(hashes->size(), 1u);
+  EXPECT_EQ((*hashes)[0], std::optional<std::uint64_t>(bad.content_hash));
+
+  // In history it is an ordinary row with status FAILED.
+  history_query q;
+  q.conversation = c;
+  q.after_seq = 0;
+  auto h = run(this->store_->history(q));
+  ASSERT_TRUE(h);
+  ASSERT_EQ(h->messages.size(), 3u);
+  EXPECT_EQ(h->messages[1].message_id, bad.message_id);
+  EXPECT_EQ(h->messages[1].status, message_status::failed);
+
+  // A read mark passing over it leaves it FAILED (terminal).
+  auto mark = run(this->store_->mark_read(c, a, std::nullopt, t0 + 40));
+  ASSERT_TRUE(mark);
+  EXPECT_EQ(mark->last_read_seq, 3);
+  EXPECT_TRUE(mark->now_read.empty());
+  got = run(this->store_->get_message(bad.message_id));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->msg.status, message_status::failed);
+  EXPECT_EQ(got->history.size(), 2u);
+}
+
+TYPED_TEST_P(store_contract, store_failed_is_idempotent) {
+  auto a = this->add_user("alice");
+  auto b = this->add_user("bob");
+  auto c = this->add_conv(conversation_type::private_chat, {a, b}, t0);
+  auto bad = make_msg(c, a, "poison", t0 + 1);
+  ASSERT_TRUE(run(this->store_->store_failed(bad, "first", t0 + 10)));
+  // Again (a replay of the dead-letter path): nothing changes, no seq consumed.
+  ASSERT_TRUE(run(this->store_->store_failed(bad, "second", t0 + 20)));
+  // store_messages skips it like any stored id.
+  EXPECT_TRUE(this->send({bad}, t0 + 30).empty());
+  auto ok_msg = make_msg(c, a, "fine", t0 + 2);
+  auto stored = this->send({ok_msg}, t0 + 40);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].seq, 2);
+  // A message already stored (delivered) is left as it is.
+  ASSERT_TRUE(run(this->store_->store_failed(ok_msg, "too late", t0 + 50)));
+  EXPECT_EQ(this->all_seqs(c), (std::vector<seq_t>{1, 2}));
+
+  auto got = run(this->store_->get_message(bad.message_id));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->msg.seq, 1);
+  EXPECT_EQ(got->msg.status, message_status::failed);
+  ASSERT_EQ(got->history.size(), 2u);
+  EXPECT_EQ(got->history[1].detail, "first");
+  EXPECT_EQ(got->history[1].at, t0 + 10);
+  auto fine = run(this->store_->get_message(ok_msg.message_id));
+  ASSERT_TRUE(fine);
+  EXPECT_EQ(fine->msg.status, message_status::delivered);
+  ASSERT_EQ(fine->history.size(), 2u);
+  EXPECT_EQ(fine->history[1].status, message_status::delivered);
+
+  // The conversation list shows it as the last message when it is the newest.
+  auto late = make_msg(c, b, "late poison", t0 + 100);
+  ASSERT_TRUE(run(this->store_->store_failed(late, "x", t0 + 110)));
+  auto page = run(this->store_->list_conversations(a, 10, 0));
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->items.size(), 1u);
+  ASSERT_TRUE(page->items[0].last_message);
+  EXPECT_EQ(page->items[0].last_message->message_id, late.message_id);
+  EXPECT_EQ(page->items[0].last_message->seq, 3);
+
+  auto unknown = run(this->store_->store_failed(make_msg(777777, a, "x", t0), "r", t0));
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.err().code, errc::not_found);
+}
+
 TYPED_TEST_P(store_contract, find_content_hashes_in_order) {
   auto a = this->add_user("alice");
   auto b = this->add_user("bob");
@@ -844,7 +950,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     refresh_rotation_and_reuse_detection, refresh_unknown_expired_and_revoked,
     access_revocations_expire, private_pair_is_unique, find_conversation_with_sorted_members,
     store_messages_assigns_seq_and_history, store_messages_is_idempotent_without_seq_gaps,
-    store_messages_skips_unknown_conversation, find_content_hashes_in_order,
+    store_messages_skips_unknown_conversation, store_failed_takes_the_next_seq_with_failed_history,
+    store_failed_is_idempotent, find_content_hashes_in_order,
     seq_is_gap_free_under_concurrent_writers, history_pages_both_directions,
     list_conversations_orders_by_activity_with_unread, mark_read_errors_and_never_moves_back,
     group_message_is_read_when_every_other_member_read_it, store_messages_throughput,

@@ -10,6 +10,8 @@
 
 #include <unistd.h>
 
+#include "core/ids.hpp"
+
 namespace chat4all {
 namespace {
 
@@ -218,6 +220,12 @@ TEST(config, bad_types_and_values_name_the_key) {
        "limits.group_max_members must be an integer between 3 and 1000"},
       {"[limits]\ngroup_max_members = 1001", "limits.group_max_members"},
       {"[router]\nbatch_size = 0", "router.batch_size"},
+      {"[router]\nmax_retries = 11", "router.max_retries must be an integer between 0 and 10"},
+      {"[router]\nretry_initial_ms = 0", "router.retry_initial_ms"},
+      {"[router]\nfail_store_message_ids = \"not-a-uuid\"",
+       "router.fail_store_message_ids must be empty or comma-separated message ids"},
+      {"[router]\nfail_store_message_ids = \"6f1c1a52-3d6f-4a8e-9d3b-5b8f2f1e2a10,\"",
+       "router.fail_store_message_ids"},
       {"[logging]\nlevel = \"verbose\"",
        "logging.level must be one of trace, debug, info, warn, error"},
       {"[logging]\nformat = \"xml\"", "logging.format must be one of json, text"},
@@ -228,6 +236,27 @@ TEST(config, bad_types_and_values_name_the_key) {
     EXPECT_TRUE(e.starts_with("config: ")) << e;
   }
   EXPECT_NE(toml_error("[server]\nthreads = \"abc\"").find("got \"abc\""), std::string::npos);
+}
+
+TEST(config, router_retry_and_fault_injection_keys) {
+  const config d;
+  EXPECT_EQ(d.router.retry_initial_ms, 1000);
+  EXPECT_EQ(d.router.max_retries, 3);
+  EXPECT_TRUE(d.router.fail_store_message_ids.empty());
+  const config c = load_config_from_string(
+      "[router]\nretry_initial_ms = 10\nmax_retries = 0\n",
+      {{"CHAT4ALL_ROUTER_FAIL_STORE_MESSAGE_IDS",
+        "6f1c1a52-3d6f-4a8e-9d3b-5b8f2f1e2a10, 6F1C1A52-3D6F-4A8E-9D3B-5B8F2F1E2A11"}},
+      "t.toml");
+  EXPECT_EQ(c.router.retry_initial_ms, 10);
+  EXPECT_EQ(c.router.max_retries, 0);
+  const auto ids = parse_uuid_list(c.router.fail_store_message_ids);
+  ASSERT_TRUE(ids);
+  ASSERT_EQ(ids->size(), 2u);
+  EXPECT_EQ((*ids)[1].str(), "6f1c1a52-3d6f-4a8e-9d3b-5b8f2f1e2a11");
+  EXPECT_TRUE(parse_uuid_list("") && parse_uuid_list("")->empty());
+  EXPECT_FALSE(parse_uuid_list(","));
+  EXPECT_FALSE(parse_uuid_list(" "));
 }
 
 TEST(config, secrets_are_not_echoed_in_errors) {
@@ -323,7 +352,7 @@ TEST(config, documentation_lists_every_key) {
 
 TEST(config, describe_lists_every_key) {
   const std::string d = describe_config_keys();
-  EXPECT_EQ(config_keys().size(), 48u);  // one per field of chat4all::config
+  EXPECT_EQ(config_keys().size(), 51u);  // one per field of chat4all::config
   for (const auto& k : config_keys()) EXPECT_NE(d.find(k.key + " ("), std::string::npos) << k.key;
 }
 

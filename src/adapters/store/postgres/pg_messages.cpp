@@ -40,6 +40,21 @@ constexpr const char* update_counters_sql =
     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d(id, last_seq, at) "
     "WHERE c.id = d.id";
 
+// store_failed: one message, FAILED, with history row n = 1 (see pg_migrations.cpp).
+constexpr const char* lock_conv_sql =
+    "SELECT last_seq, last_activity_at FROM conversations WHERE id = $1 FOR NO KEY UPDATE";
+constexpr const char* insert_failed_sql = R"sql(
+INSERT INTO messages(conversation_id, seq, message_id, sender_id, payload, channels, status,
+                     content_hash, created_at, delivered_at)
+VALUES ($1, $2, $3, $4, $5, $6, 3, $7, $8, $9)
+ON CONFLICT (message_id) DO NOTHING
+)sql";
+constexpr const char* add_failed_event_sql =
+    "INSERT INTO message_status_history(conversation_id, seq, n, status, channel, detail, at) "
+    "VALUES ($1, $2, 1, 3, '', $3, $4)";
+constexpr const char* update_counter_sql =
+    "UPDATE conversations SET last_seq = $2, last_activity_at = $3 WHERE id = $1";
+
 constexpr const char* hashes_sql =
     "SELECT message_id, content_hash FROM messages WHERE message_id = ANY($1::uuid[])";
 
@@ -53,7 +68,7 @@ constexpr const char* message_by_id_sql =
     "SELECT " CHAT4ALL_MESSAGE_COLUMNS
     ", (SELECT count(*) FROM conversation_members x WHERE x.conversation_id = m.conversation_id "
     "   AND x.user_id <> m.sender_id AND x.last_read_seq >= m.seq), "
-    "h.status, h.channel, h.detail, h.at "
+    "h.status, h.channel, h.detail, h.at, h.n "
     "FROM messages m LEFT JOIN users u ON u.id = m.sender_id "
     "LEFT JOIN message_status_history h ON h.conversation_id = m.conversation_id "
     "AND h.seq = m.seq WHERE m.message_id = $1 ORDER BY h.n";
@@ -244,6 +259,34 @@ std::vector<message> store_messages(connection& c, const std::vector<accepted_me
                       "same message ids, try again"));
 }
 
+result<void> store_failed(connection& c, const accepted_message& in, const std::string& reason,
+                          timestamp_us now) {
+  transaction tx(c);
+  auto conv = c.query(lock_conv_sql, params().add(in.conversation));
+  if (conv.empty()) return error(errc::not_found, "conversation not found");
+  // After the lock: a concurrent writer of this conversation has committed; an id it stored
+  // is seen here (no seq consumed). The id stored under another conversation meanwhile is
+  // caught by ON CONFLICT below.
+  if (!c.query(stored_ids_sql, params().add_array(std::vector<uuid>{in.message_id})).empty()) {
+    tx.commit();
+    return ok;
+  }
+  const seq_t seq = conv.int64(0, 0) + 1;
+  const std::string channels = encode_channels(in.channels);
+  params p;
+  p.add(in.conversation).add(seq).add(in.message_id).add(in.sender).add(in.payload_json);
+  p.add(channels).add(static_cast<std::int64_t>(in.content_hash)).add(in.accepted_at).add(now);
+  if (c.query(insert_failed_sql, p).affected() == 0) {
+    tx.commit();  // stored concurrently under another conversation: nothing to do
+    return ok;
+  }
+  c.query(add_failed_event_sql, params().add(in.conversation).add(seq).add(reason).add(now));
+  c.query(update_counter_sql,
+          params().add(in.conversation).add(seq).add(std::max(conv.int64(0, 1), in.accepted_at)));
+  tx.commit();
+  return ok;
+}
+
 std::vector<std::optional<std::uint64_t>> find_content_hashes(connection& c,
                                                               const std::vector<uuid>& ids) {
   std::vector<std::optional<std::uint64_t>> out(ids.size());
@@ -273,7 +316,11 @@ result<message_with_history> get_message(connection& c, const uuid& id) {
     e.channel = r.text(i, 13);
     e.detail = r.text(i, 14);
     e.at = r.int64(i, 15);
-    out.history.push_back(std::move(e));
+    // n = 1: a message that failed before delivery; its FAILED event replaces DELIVERED.
+    if (r.int64(i, 16) == 1)
+      out.history.back() = std::move(e);
+    else
+      out.history.push_back(std::move(e));
   }
   return out;
 }

@@ -12,6 +12,9 @@
 // - conversations.private_pair ("min:max" user ids) makes a private pair unique.
 // - ACCEPTED (created_at) and DELIVERED (delivered_at) are columns of the message row;
 //   message_status_history holds later events, numbered n = 2, 3, ...
+// - a message the router could not store (store_failed, SPEC §6) is a row with status FAILED
+//   (3) and delivered_at = the failure time, plus history row n = 1 (FAILED, detail = reason),
+//   which takes the place of the DELIVERED event: its history is ACCEPTED, FAILED.
 // - conversations.last_activity_at follows the newest message, so the list sorts on it.
 // - times are microseconds since the epoch (bigint), as everywhere in the domain.
 

@@ -231,6 +231,14 @@ task<result<std::vector<message>>> pg_store::store_messages(std::vector<accepted
       });
 }
 
+task<result<void>> pg_store::store_failed(accepted_message m, std::string reason,
+                                          timestamp_us now) {
+  return impl_->run(
+      [m = std::move(m), reason = std::move(reason), now](pg::connection& c) -> result<void> {
+        return pg::store_failed(c, m, reason, now);
+      });
+}
+
 task<result<std::vector<std::optional<std::uint64_t>>>> pg_store::find_content_hashes(
     std::vector<uuid> ids) {
   return impl_->run([ids = std::move(ids)](

@@ -84,6 +84,8 @@ class pg_store final : public store {
   // message_store
   task<result<std::vector<message>>> store_messages(std::vector<accepted_message> batch,
                                                     timestamp_us now) override;
+  task<result<void>> store_failed(accepted_message m, std::string reason,
+                                  timestamp_us now) override;
   task<result<std::vector<std::optional<std::uint64_t>>>> find_content_hashes(
       std::vector<uuid> ids) override;
   task<result<message_with_history>> get_message(uuid id) override;

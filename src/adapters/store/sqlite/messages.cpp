@@ -23,6 +23,12 @@ constexpr const char* insert_message_sql =
 constexpr const char* update_counter_sql =
     "UPDATE conversations SET last_seq = ?2, last_activity_at = ?3 WHERE id = ?1";
 
+// The FAILED event of a message that was never delivered is history row n = 1: it takes the
+// place of the DELIVERED event that delivered_at stands for otherwise (see migrations.cpp).
+constexpr const char* add_failed_event_sql =
+    "INSERT INTO message_status_history(conversation_id, seq, n, status, channel, detail, at) "
+    "VALUES (?1, ?2, 1, ?3, '', ?4, ?5)";
+
 constexpr const char* hash_by_id_sql = "SELECT content_hash FROM messages WHERE message_id = ?1";
 
 #define CHAT4ALL_MESSAGE_COLUMNS                                                               \
@@ -33,7 +39,7 @@ constexpr const char* message_by_id_sql =
     "SELECT " CHAT4ALL_MESSAGE_COLUMNS
     "FROM messages m LEFT JOIN users u ON u.id = m.sender_id WHERE m.message_id = ?1";
 constexpr const char* history_rows_sql =
-    "SELECT status, channel, detail, at FROM message_status_history "
+    "SELECT status, channel, detail, at, n FROM message_status_history "
     "WHERE conversation_id = ?1 AND seq = ?2 ORDER BY n";
 constexpr const char* read_by_sql =
     "SELECT count(*) FROM conversation_members "
@@ -162,6 +168,52 @@ std::vector<message> store_messages(connection& c, const std::vector<accepted_me
   return stored;
 }
 
+result<void> store_failed(connection& c, const accepted_message& in, const std::string& reason,
+                          timestamp_us now) {
+  transaction tx(c, tx_kind::write);
+  seq_t last_seq = 0;
+  timestamp_us last_activity = 0;
+  {
+    auto st = c.prepare(conv_counter_sql);
+    st.bind(1, in.conversation);
+    if (!st.step()) return error(errc::not_found, "conversation not found");
+    last_seq = st.int64(0);
+    last_activity = st.int64(1);
+  }
+  const seq_t seq = last_seq + 1;
+  const auto failed = static_cast<std::int64_t>(message_status::failed);
+  {
+    // delivered_at (NOT NULL) holds the failure time; the n = 1 row below says what it was.
+    auto st = c.prepare(insert_message_sql);
+    st.bind(1, in.conversation)
+        .bind(2, seq)
+        .bind_blob(3, in.message_id.raw())
+        .bind(4, in.sender)
+        .bind_text(5, in.payload_json)
+        .bind_text(6, encode_channels(in.channels))
+        .bind(7, failed)
+        .bind(8, static_cast<std::int64_t>(in.content_hash))
+        .bind(9, in.accepted_at)
+        .bind(10, now);
+    st.run();
+  }
+  if (c.changes() == 0) return ok;  // already stored: idempotent, nothing written
+  c.prepare(add_failed_event_sql)
+      .bind(1, in.conversation)
+      .bind(2, seq)
+      .bind(3, failed)
+      .bind_text(4, reason)
+      .bind(5, now)
+      .run();
+  c.prepare(update_counter_sql)
+      .bind(1, in.conversation)
+      .bind(2, seq)
+      .bind(3, std::max(last_activity, in.accepted_at))
+      .run();
+  tx.commit();
+  return ok;
+}
+
 std::vector<std::optional<std::uint64_t>> find_content_hashes(connection& c,
                                                               const std::vector<uuid>& ids) {
   std::vector<std::optional<std::uint64_t>> out;
@@ -197,7 +249,11 @@ result<message_with_history> get_message(connection& c, const uuid& id) {
       e.channel = st.text(1);
       e.detail = st.text(2);
       e.at = st.int64(3);
-      out.history.push_back(std::move(e));
+      // n = 1: a message that failed before delivery; its FAILED event replaces DELIVERED.
+      if (st.int64(4) == 1)
+        out.history.back() = std::move(e);
+      else
+        out.history.push_back(std::move(e));
     }
   }
   auto st = c.prepare(read_by_sql);

@@ -15,6 +15,9 @@
 //   delivered_at) are columns of the message row, not history rows: the write path inserts
 //   one row per message instead of three. message_status_history holds the later events
 //   (READ, channel deliveries, FAILED), numbered n = 2, 3, ...
+// - a message the router could not store (store_failed, SPEC §6) is a row with status FAILED
+//   and delivered_at = the failure time, plus history row n = 1 (FAILED, detail = reason),
+//   which takes the place of the DELIVERED event: its history is ACCEPTED, FAILED.
 // - conversations.last_activity_at starts at created_at and follows the newest message, so
 //   list_conversations sorts on one column.
 

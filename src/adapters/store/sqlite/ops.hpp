@@ -44,6 +44,8 @@ result<read_mark_result> mark_read(connection& c, conversation_id conv, user_id 
 // ---- messages (messages.cpp) ----
 std::vector<message> store_messages(connection& c, const std::vector<accepted_message>& batch,
                                     timestamp_us now);
+result<void> store_failed(connection& c, const accepted_message& m, const std::string& reason,
+                          timestamp_us now);
 std::vector<std::optional<std::uint64_t>> find_content_hashes(connection& c,
                                                               const std::vector<uuid>& ids);
 result<message_with_history> get_message(connection& c, const uuid& id);

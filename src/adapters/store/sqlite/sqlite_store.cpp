@@ -251,6 +251,14 @@ task<result<std::vector<message>>> sqlite_store::store_messages(std::vector<acce
       });
 }
 
+task<result<void>> sqlite_store::store_failed(accepted_message m, std::string reason,
+                                              timestamp_us now) {
+  return impl_->write(
+      [m = std::move(m), reason = std::move(reason), now](sqlite::connection& c) -> result<void> {
+        return sqlite::store_failed(c, m, reason, now);
+      });
+}
+
 task<result<std::vector<std::optional<std::uint64_t>>>> sqlite_store::find_content_hashes(
     std::vector<uuid> ids) {
   return impl_->read([ids = std::move(ids)](sqlite::connection& c)

@@ -1,0 +1,262 @@
+// The router's failure path (SPEC §6): retries with backoff, then the poisoned message alone
+// is marked FAILED and dead-lettered while the rest of its batch is stored; a transient
+// failure leaves no trace. Real SQLite and embedded log; faulty_store injects the failures.
+
+#include <boost/json.hpp>
+
+#include "domain/message_codec.hpp"
+#include "fixture.hpp"
+#include "pipeline/faulty_store.hpp"
+
+namespace chat4all::testing {
+namespace {
+
+// Fails store_failed `failures` times (the store cannot even record the failure), then
+// forwards; everything else is forwarded.
+class failing_store_failed final : public message_store {
+ public:
+  failing_store_failed(message_store& inner, int failures) : inner_(inner), left_(failures) {}
+  task<result<std::vector<message>>> store_messages(std::vector<accepted_message> b,
+                                                    timestamp_us now) override {
+    return inner_.store_messages(std::move(b), now);
+  }
+  task<result<void>> store_failed(accepted_message m, std::string reason,
+                                  timestamp_us now) override {
+    ++calls;
+    if (left_ > 0) {
+      --left_;
+      return fail();
+    }
+    return inner_.store_failed(std::move(m), std::move(reason), now);
+  }
+  task<result<std::vector<std::optional<std::uint64_t>>>> find_content_hashes(
+      std::vector<uuid> ids) override {
+    return inner_.find_content_hashes(std::move(ids));
+  }
+  task<result<message_with_history>> get_message(uuid id) override {
+    return inner_.get_message(id);
+  }
+  task<result<history_page>> history(history_query q) override { return inner_.history(q); }
+  int calls = 0;
+
+ private:
+  static task<result<void>> fail() { co_return error(errc::unavailable, "store is down"); }
+  message_store& inner_;
+  int left_;
+};
+
+struct router_failures : domain_fixture {
+  principal a, b;
+  conversation_id conv = 0;
+  obs::metrics_registry router_metrics;  // the router under test's own, to count exactly
+
+  router_failures() {
+    a = user("alice");
+    b = user("bob");
+    auto r = run(conversations.create(a, {conversation_type::private_chat, {b.id}, "", ""}));
+    EXPECT_TRUE(r);
+    conv = r ? r->conv.id : 0;
+  }
+
+  router_config fast() const {
+    router_config rc = cfg.router;
+    rc.retry_initial_ms = 10;  // 10, 20, 40 ms
+    rc.max_retries = 3;
+    return rc;
+  }
+
+  std::vector<uuid> send_n(int n) {
+    std::vector<uuid> ids;
+    for (int i = 0; i < n; ++i) {
+      ids.push_back(uuid::random());
+      EXPECT_TRUE(
+          run(messages.send(i % 2 ? b : a, text(conv, "m" + std::to_string(i), ids.back()))));
+    }
+    return ids;
+  }
+
+  std::vector<message> history_of() {
+    history_query q;
+    q.conversation = conv;
+    q.after_seq = 0;
+    q.limit = 100;
+    auto h = run(conversations.history(a, q));
+    EXPECT_TRUE(h);
+    return h ? h->messages : std::vector<message>{};
+  }
+
+  std::vector<log_entry> dead_letters(std::chrono::milliseconds wait) {
+    auto consumer = log.subscribe(dead_letter_topic, "test");
+    auto entries = run(consumer->poll(100, wait));
+    EXPECT_TRUE(entries);
+    return entries ? *entries : std::vector<log_entry>{};
+  }
+
+  std::uint64_t counted(std::string_view name) { return router_metrics.counter(name, "").value(); }
+};
+
+TEST_F(router_failures, poisoned_message_is_failed_and_dead_lettered_the_rest_delivered) {
+  auto ids = send_n(5);
+  const uuid poison = ids[2];
+  faulty_store faulty(db, {poison});
+  message_router r(log, faulty, fan, channels, inflight, clk, fast(), router_metrics);
+
+  const auto started = std::chrono::steady_clock::now();
+  auto drained = run(r.drain());
+  ASSERT_TRUE(drained) << drained.err().message;
+  EXPECT_EQ(*drained, 5u);
+  // 10 + 20 + 40 ms of backoff at least.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(70));
+
+  // Every message has a seq in acceptance order, gap-free; only the poison is FAILED.
+  auto h = history_of();
+  ASSERT_EQ(h.size(), 5u);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    EXPECT_EQ(h[i].seq, static_cast<seq_t>(i + 1));
+    EXPECT_EQ(h[i].message_id, ids[i]);
+    EXPECT_EQ(h[i].status, i == 2 ? message_status::failed : message_status::delivered) << i;
+  }
+  auto got = run(db.get_message(poison));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->msg.status, message_status::failed);
+  ASSERT_EQ(got->history.size(), 2u);
+  EXPECT_EQ(got->history[0].status, message_status::accepted);
+  EXPECT_EQ(got->history[1].status, message_status::failed);
+  EXPECT_NE(got->history[1].detail.find("not stored after 3 retries"), std::string::npos)
+      << got->history[1].detail;
+  EXPECT_NE(got->history[1].detail.find("injected store failure for message " + poison.str()),
+            std::string::npos)
+      << got->history[1].detail;
+
+  // One dead-letter record: the original log record plus the reason, keyed by conversation.
+  auto dlq = dead_letters(std::chrono::milliseconds(1000));
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].key, std::to_string(conv));
+  auto v = boost::json::parse(dlq[0].value).as_object();
+  EXPECT_EQ(v.at("v").as_int64(), 1);
+  EXPECT_EQ(v.at("topic").as_string(), "messages");
+  EXPECT_EQ(v.at("message_id").as_string(), poison.str());
+  EXPECT_EQ(v.at("reason").as_string(), got->history[1].detail);
+  EXPECT_EQ(v.at("failed_at").as_int64(), got->history[1].at);
+  EXPECT_EQ(v.at("offset").as_int64(), 2);
+  auto original = decode_log_record(v.at("record").as_string());
+  ASSERT_TRUE(original);
+  EXPECT_EQ(original->message_id, poison);
+  EXPECT_EQ(original->conversation, conv);
+
+  EXPECT_EQ(counted("chat4all_messages_failed_total"), 1u);
+  EXPECT_EQ(counted("chat4all_dlq_records_total"), 1u);
+  EXPECT_EQ(counted("chat4all_messages_stored_total"), 4u);
+  // 4 attempts of the batch + the poison alone.
+  EXPECT_EQ(counted("chat4all_router_store_errors_total"), 5u);
+  EXPECT_EQ(faulty.injected(), 5u);
+
+  // The position is committed: nothing is replayed, and the pipeline goes on.
+  auto more = send_n(1);
+  auto again = run(r.drain());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 1u);
+  EXPECT_EQ(history_of().back().seq, 6);
+  EXPECT_EQ(history_of().back().message_id, more[0]);
+  EXPECT_EQ(counted("chat4all_dlq_records_total"), 1u);
+  // Resending the poisoned message (same content) is answered by the store: accepted, and
+  // nothing new is logged.
+  ASSERT_TRUE(run(messages.send(a, text(conv, "m2", poison))));
+  again = run(r.drain());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 0u);
+}
+
+TEST_F(router_failures, transient_failure_recovers_within_the_retries) {
+  auto ids = send_n(3);
+  faulty_store faulty(db, {ids[1]}, 2);  // the batch fails twice, then stores
+  message_router r(log, faulty, fan, channels, inflight, clk, fast(), router_metrics);
+  auto drained = run(r.drain());
+  ASSERT_TRUE(drained) << drained.err().message;
+  EXPECT_EQ(*drained, 3u);
+
+  auto h = history_of();
+  ASSERT_EQ(h.size(), 3u);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    EXPECT_EQ(h[i].seq, static_cast<seq_t>(i + 1));
+    EXPECT_EQ(h[i].status, message_status::delivered);
+  }
+  auto got = run(db.get_message(ids[1]));
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->history.size(), 2u);
+  EXPECT_EQ(got->history[1].status, message_status::delivered);
+  EXPECT_TRUE(dead_letters(std::chrono::milliseconds(200)).empty());
+  EXPECT_EQ(counted("chat4all_messages_failed_total"), 0u);
+  EXPECT_EQ(counted("chat4all_dlq_records_total"), 0u);
+  EXPECT_EQ(counted("chat4all_router_store_errors_total"), 2u);
+  EXPECT_EQ(faulty.injected(), 2u);
+}
+
+TEST_F(router_failures, no_retries_configured_dead_letters_at_once) {
+  auto ids = send_n(2);
+  faulty_store faulty(db, {ids[0]});
+  auto rc = fast();
+  rc.max_retries = 0;
+  message_router r(log, faulty, fan, channels, inflight, clk, rc, router_metrics);
+  auto drained = run(r.drain());
+  ASSERT_TRUE(drained);
+  auto h = history_of();
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].status, message_status::failed);
+  EXPECT_EQ(h[1].status, message_status::delivered);
+  EXPECT_EQ(faulty.injected(), 2u);  // the batch once, the poison alone once
+  EXPECT_EQ(dead_letters(std::chrono::milliseconds(1000)).size(), 1u);
+}
+
+TEST_F(router_failures, a_store_that_cannot_record_the_failure_keeps_the_batch) {
+  auto ids = send_n(3);
+  faulty_store faulty(db, {ids[1]});
+  failing_store_failed down(faulty, 1);
+  message_router r(log, down, fan, channels, inflight, clk, fast(), router_metrics);
+
+  // The first pass stores ids[0], cannot record ids[1] as FAILED: the step fails, nothing is
+  // committed nor dead-lettered.
+  auto first = run(r.drain());
+  ASSERT_FALSE(first);
+  EXPECT_EQ(first.err().code, errc::unavailable);
+  EXPECT_EQ(history_of().size(), 1u);
+  EXPECT_TRUE(dead_letters(std::chrono::milliseconds(100)).empty());
+
+  // The next pass resumes the same batch (the consumer would not return it again).
+  auto second = run(r.drain());
+  ASSERT_TRUE(second) << second.err().message;
+  EXPECT_EQ(*second, 3u);
+  auto h = history_of();
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0].status, message_status::delivered);
+  EXPECT_EQ(h[1].status, message_status::failed);
+  EXPECT_EQ(h[2].status, message_status::delivered);
+  EXPECT_EQ(h[2].seq, 3);
+  EXPECT_EQ(down.calls, 2);
+  EXPECT_EQ(dead_letters(std::chrono::milliseconds(1000)).size(), 1u);
+  EXPECT_EQ(counted("chat4all_messages_failed_total"), 1u);
+  EXPECT_EQ(counted("chat4all_messages_stored_total"), 2u);
+}
+
+TEST_F(router_failures, undecodable_record_is_dead_lettered) {
+  ASSERT_TRUE(run(log.append(messages_topic, {{"42", "not a message"}})));
+  auto ids = send_n(1);
+  message_router r(log, db, fan, channels, inflight, clk, fast(), router_metrics);
+  auto drained = run(r.drain());
+  ASSERT_TRUE(drained);
+  EXPECT_EQ(*drained, 2u);
+  EXPECT_EQ(history_of().size(), 1u);
+  auto dlq = dead_letters(std::chrono::milliseconds(1000));
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].key, "42");
+  auto v = boost::json::parse(dlq[0].value).as_object();
+  EXPECT_FALSE(v.contains("message_id"));
+  EXPECT_EQ(v.at("record").as_string(), "not a message");
+  EXPECT_TRUE(v.at("reason").as_string().starts_with("undecodable record"));
+  EXPECT_EQ(counted("chat4all_router_poison_records_total"), 1u);
+  EXPECT_EQ(counted("chat4all_dlq_records_total"), 1u);
+  EXPECT_EQ(counted("chat4all_messages_failed_total"), 0u);
+}
+
+}  // namespace
+}  // namespace chat4all::testing
