@@ -6,9 +6,9 @@
 #
 # Mode: the second argument, else CHAT4ALL_KAFKA_MODE, else `single`.
 #   single   one combined broker+controller (--standalone quorum); listener
-#            127.0.0.1:${CHAT4ALL_KAFKA_PORT:-59092}, controller on the next port.
+#            127.0.0.1:${CHAT4ALL_KAFKA_PORT:-29092}, controller on the next port.
 #   cluster  three combined broker+controller nodes with a static controller quorum;
-#            brokers on 127.0.0.1:59192-59194, controllers on 59195-59197
+#            brokers on 127.0.0.1:29192-29194, controllers on 29195-29197
 #            (base: CHAT4ALL_KAFKA_CLUSTER_PORT); RF=3 and min.insync.replicas=2 by default.
 #
 # The broker is Apache Kafka's own jars (pinned below) from Maven Central, fetched once with
@@ -42,11 +42,11 @@ esac
 
 case "$mode" in
   single)
-    single_port="${CHAT4ALL_KAFKA_PORT:-59092}"
+    single_port="${CHAT4ALL_KAFKA_PORT:-29092}"
     nodes=(1)
     ;;
   cluster)
-    cluster_base="${CHAT4ALL_KAFKA_CLUSTER_PORT:-59192}"
+    cluster_base="${CHAT4ALL_KAFKA_CLUSTER_PORT:-29192}"
     nodes=(1 2 3)
     ;;
   *)

@@ -6,7 +6,7 @@
 #   scripts/services/postgres.sh status   # exit 0 when running, 3 when stopped
 #   scripts/services/postgres.sh url      # the libpq connection string for the chat4all role
 #
-# Listens on 127.0.0.1:${CHAT4ALL_PG_PORT:-55432} only (plus a unix socket inside the data
+# Listens on 127.0.0.1:${CHAT4ALL_PG_PORT:-25432} only (plus a unix socket inside the data
 # directory, mode 0700). Data, socket, log and the generated password live in
 # <repo>/var/services/postgres (git-ignored). fsync stays on: the tests exercise the real
 # durability path. Every command is idempotent; `start` is silent when already running.
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-port=${CHAT4ALL_PG_PORT:-55432}
+port=${CHAT4ALL_PG_PORT:-25432}
 bin=/usr/lib/postgresql/15/bin
 base=$repo/var/services/postgres
 pgdata=$base/data

@@ -6,7 +6,7 @@
 #   scripts/services/redis.sh status   # exit 0 when running and answering, 3 when stopped
 #   scripts/services/redis.sh url      # redis://127.0.0.1:<port>
 #
-# Listens on 127.0.0.1:${CHAT4ALL_REDIS_PORT:-56379} only (protected mode on, no unix
+# Listens on 127.0.0.1:${CHAT4ALL_REDIS_PORT:-26379} only (protected mode on, no unix
 # socket). Redis carries only fan-out traffic (pub/sub), so there is no persistence: no RDB
 # snapshots, no AOF. Configuration, pidfile, log and working directory live in
 # <repo>/var/services/redis (git-ignored); an instance on another port (a test that restarts
@@ -18,9 +18,9 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-port=${CHAT4ALL_REDIS_PORT:-56379}
+port=${CHAT4ALL_REDIS_PORT:-26379}
 start_timeout=${CHAT4ALL_REDIS_START_TIMEOUT:-20}
-if [[ $port == 56379 ]]; then base=$repo/var/services/redis; else base=$repo/var/services/redis-$port; fi
+if [[ $port == 26379 ]]; then base=$repo/var/services/redis; else base=$repo/var/services/redis-$port; fi
 conf=$base/redis.conf
 pidfile=$base/redis.pid
 logfile=$base/redis.log

@@ -1,6 +1,6 @@
 #pragma once
 // Fanout factory for the contract suite: redis_fanout against the Redis named by
-// CHAT4ALL_TEST_REDIS_URL (redis://127.0.0.1:56379, as `scripts/services/redis.sh url`
+// CHAT4ALL_TEST_REDIS_URL (redis://127.0.0.1:26379, as `scripts/services/redis.sh url`
 // prints). Without the variable the Redis instantiation is skipped with a message; a value
 // that is not a redis://host:port URL fails the test. Every test gets a random channel
 // prefix, so concurrent test processes sharing one Redis never see each other's payloads.

@@ -8,7 +8,7 @@
 // safe to call concurrently from any thread, from any number of processes.
 //
 // Connections: `conninfo` is a libpq connection string or URI
-// (postgresql://chat4all:pw@127.0.0.1:55432/chat4all); every pooled connection sets
+// (postgresql://chat4all:pw@127.0.0.1:25432/chat4all); every pooled connection sets
 // search_path to opts.schema, keeps its own prepared statements, and uses TCP keepalives.
 // A connection that broke (server restart, admin shutdown, network) is dropped; the next
 // operation opens a new one. An idle connection found closed is replaced before use, so a
