@@ -38,8 +38,8 @@ result<json::object> token_body(const request& req) {
 
 awaitable<response> do_register(api_services& s, request_context& ctx) {
   if (!s.cfg.auth.allow_registration)
-    co_return error_response(ctx.req, error{errc::forbidden, "registration is disabled",
-                                            "registration_disabled"});
+    co_return error_response(
+        ctx.req, error{errc::forbidden, "registration is disabled", "registration_disabled"});
   auto body = parse_json_body(ctx.req);
   if (!body) co_return error_response(ctx.req, body.err());
   field_reader f(*body);

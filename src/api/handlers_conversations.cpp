@@ -51,8 +51,8 @@ awaitable<response> do_list(api_services& s, request_context& ctx) {
   const auto limit = query_int(ctx, "limit", 1, max, errs).value_or(50 < max ? 50 : max);
   const auto offset = query_int(ctx, "offset", 0, 1'000'000'000, errs).value_or(0);
   if (!errs.empty()) co_return error_response(ctx.req, invalid_fields(std::move(errs)));
-  auto p = co_await s.conversations.list(*ctx.caller, static_cast<int>(limit),
-                                         static_cast<int>(offset));
+  auto p =
+      co_await s.conversations.list(*ctx.caller, static_cast<int>(limit), static_cast<int>(offset));
   if (!p) co_return error_response(ctx.req, p.err());
   json::array items;
   for (const auto& c : p->items) {

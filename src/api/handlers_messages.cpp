@@ -146,8 +146,7 @@ awaitable<response> do_batch(api_services& s, obs::counter& accepted, request_co
 
 awaitable<response> do_get(api_services& s, request_context& ctx) {
   auto id = uuid::parse(ctx.param("message_id"));
-  if (!id)
-    co_return error_response(ctx.req, invalid_fields({{"message_id", "must be a UUID"}}));
+  if (!id) co_return error_response(ctx.req, invalid_fields({{"message_id", "must be a UUID"}}));
   auto m = co_await s.messages.get(*ctx.caller, *id);
   if (!m) co_return error_response(ctx.req, m.err());
   auto o = message_object(m->msg);
@@ -176,7 +175,8 @@ void register_message_routes(route_table& routes, api_services& s) {
   routes.add(http::verb::post, "/v1/messages:batch",
              {"POST /v1/messages:batch", s.cfg.server.max_batch_body_bytes, true},
              [sp, accepted](request_context& c) { return do_batch(*sp, *accepted, c); });
-  routes.add(http::verb::get, "/v1/messages/{message_id}", {"GET /v1/messages/{message_id}", 0, true},
+  routes.add(http::verb::get, "/v1/messages/{message_id}",
+             {"GET /v1/messages/{message_id}", 0, true},
              [sp](request_context& c) { return do_get(*sp, c); });
 }
 

@@ -91,8 +91,8 @@ std::optional<std::int64_t> field_reader::int64(std::string_view key, bool requi
     return std::nullopt;
   }
   if (n < min || n > max) {
-    errors_.push_back({std::string(key), "must be between " + std::to_string(min) + " and " +
-                                             std::to_string(max)});
+    errors_.push_back({std::string(key),
+                       "must be between " + std::to_string(min) + " and " + std::to_string(max)});
     return std::nullopt;
   }
   return n;
@@ -122,7 +122,9 @@ void field_reader::fail(std::string field, std::string reason) {
   errors_.push_back({std::move(field), std::move(reason)});
 }
 
-error field_reader::failure() const { return invalid_fields(errors_); }
+error field_reader::failure() const {
+  return invalid_fields(errors_);
+}
 
 std::optional<std::int64_t> query_int(const request_context& ctx, std::string_view name,
                                       std::int64_t min, std::int64_t max,
@@ -136,8 +138,8 @@ std::optional<std::int64_t> query_int(const request_context& ctx, std::string_vi
     return std::nullopt;
   }
   if (n < min || n > max) {
-    errors.push_back({std::string(name), "must be between " + std::to_string(min) + " and " +
-                                             std::to_string(max)});
+    errors.push_back({std::string(name),
+                      "must be between " + std::to_string(min) + " and " + std::to_string(max)});
     return std::nullopt;
   }
   return n;

@@ -1,6 +1,5 @@
 #include "api/json_output.hpp"
 
-
 namespace chat4all::api {
 namespace json = boost::json;
 

@@ -51,8 +51,7 @@ std::unique_ptr<event_log> make_event_log(const config& cfg, obs::metrics_regist
     return std::make_unique<kafka_log>(o, &metrics);
   }
   fs::create_directories(cfg.storage.data_dir);
-  return std::make_unique<embedded_log>((fs::path(cfg.storage.data_dir) / "log").string(),
-                                        cfg.log);
+  return std::make_unique<embedded_log>((fs::path(cfg.storage.data_dir) / "log").string(), cfg.log);
 }
 
 std::unique_ptr<fanout> make_fanout(const config& cfg, obs::metrics_registry& metrics) {

@@ -15,10 +15,10 @@
 #include <optional>
 #include <thread>
 
-#include "app/adapters.hpp"
 #include "api/handlers.hpp"
 #include "api/http_server.hpp"
 #include "api/route_table.hpp"
+#include "app/adapters.hpp"
 #include "core/crypto.hpp"
 #include "domain/auth_service.hpp"
 #include "domain/conversation_service.hpp"
@@ -182,8 +182,8 @@ int serve(config cfg) {
   else
     api::register_ops_routes(routes, services);  // a router still exposes health and metrics
   api::http_server server(
-      cfg.server, routes,
-      [&auth](std::string_view token) { return auth.authenticate(token); }, metrics);
+      cfg.server, routes, [&auth](std::string_view token) { return auth.authenticate(token); },
+      metrics);
   server.start();
 
   pipeline_ctx.restart();

@@ -13,10 +13,10 @@ struct server_config {
   std::string listen = "127.0.0.1:8080";  // host:port
   int threads = 0;                        // I/O threads (0 = one per core)
   std::size_t max_header_bytes = 8 * 1024;
-  std::size_t max_body_bytes = 256 * 1024;          // default per route
+  std::size_t max_body_bytes = 256 * 1024;              // default per route
   std::size_t max_batch_body_bytes = 40 * 1024 * 1024;  // POST /v1/messages:batch
-  int read_timeout_s = 30;                           // whole request must arrive within
-  int idle_timeout_s = 75;                           // keep-alive idle connection
+  int read_timeout_s = 30;                              // whole request must arrive within
+  int idle_timeout_s = 75;                              // keep-alive idle connection
   int max_connections = 20000;
   int shutdown_grace_s = 10;  // SIGTERM: time to drain in-flight requests
 };
@@ -25,9 +25,9 @@ struct storage_config {
   std::string backend = "sqlite";  // "sqlite" (embedded) | "postgres" (cluster)
   std::string data_dir = "./var/data";
   std::string sqlite_synchronous = "normal";  // "normal" | "full"
-  int worker_threads = 4;                      // blocking store work runs here
+  int worker_threads = 4;                     // blocking store work runs here
   int busy_timeout_ms = 5000;
-  std::string postgres_url;              // libpq conninfo, required with backend = postgres
+  std::string postgres_url;  // libpq conninfo, required with backend = postgres
   std::string postgres_schema = "public";
   int postgres_pool_size = 8;
 };
@@ -57,8 +57,8 @@ struct auth_config {
   int access_ttl_s = 900;
   int refresh_ttl_s = 30 * 24 * 3600;
   bool allow_registration = true;
-  std::uint64_t argon2_opslimit = 2;                  // libsodium OPSLIMIT_INTERACTIVE
-  std::size_t argon2_memlimit_kib = 64 * 1024;        // libsodium MEMLIMIT_INTERACTIVE
+  std::uint64_t argon2_opslimit = 2;            // libsodium OPSLIMIT_INTERACTIVE
+  std::size_t argon2_memlimit_kib = 64 * 1024;  // libsodium MEMLIMIT_INTERACTIVE
   std::size_t token_cache_entries = 100000;
 };
 
@@ -82,7 +82,7 @@ struct router_config {
 };
 
 struct logging_config {
-  std::string level = "info";  // trace | debug | info | warn | error
+  std::string level = "info";   // trace | debug | info | warn | error
   std::string format = "json";  // json | text
 };
 

@@ -191,11 +191,12 @@ std::vector<key_spec> build_specs() {
                       "Threads that run blocking storage work."));
   v.push_back(integer("storage", "busy_timeout_ms", sto(&storage_config::busy_timeout_ms), 0,
                       600000, "How long SQLite waits on a locked database, in milliseconds."));
-  v.push_back(text("storage", "postgres_url", sto(&storage_config::postgres_url),
-                   "a libpq connection string", [](std::string_view) { return true; },
-                   "PostgreSQL connection (postgresql://user@host:port/db); required with "
-                   "backend = postgres.",
-                   true));
+  v.push_back(text(
+      "storage", "postgres_url", sto(&storage_config::postgres_url), "a libpq connection string",
+      [](std::string_view) { return true; },
+      "PostgreSQL connection (postgresql://user@host:port/db); required with "
+      "backend = postgres.",
+      true));
   v.push_back(text("storage", "postgres_schema", sto(&storage_config::postgres_schema),
                    "a non-empty schema name", non_empty,
                    "PostgreSQL schema holding the tables (created if missing)."));
@@ -212,12 +213,14 @@ std::vector<key_spec> build_specs() {
   v.push_back(boolean("log", "fsync", lg(&log_config::fsync),
                       "fsync the log before acknowledging; false only to benchmark the "
                       "non-durable path."));
-  v.push_back(text("log", "kafka_bootstrap", lg(&log_config::kafka_bootstrap),
-                   "host:port[,host:port...]", [](std::string_view) { return true; },
-                   "Kafka bootstrap servers; required with backend = kafka."));
-  v.push_back(text("log", "kafka_topic_prefix", lg(&log_config::kafka_topic_prefix), "any string",
-                   [](std::string_view) { return true; },
-                   "Prefix of every topic name (several deployments on one cluster)."));
+  v.push_back(text(
+      "log", "kafka_bootstrap", lg(&log_config::kafka_bootstrap), "host:port[,host:port...]",
+      [](std::string_view) { return true; },
+      "Kafka bootstrap servers; required with backend = kafka."));
+  v.push_back(text(
+      "log", "kafka_topic_prefix", lg(&log_config::kafka_topic_prefix), "any string",
+      [](std::string_view) { return true; },
+      "Prefix of every topic name (several deployments on one cluster)."));
   v.push_back(integer("log", "kafka_partitions", lg(&log_config::kafka_partitions), 1, 10000,
                       "Partitions of the messages topic when the server creates it."));
   v.push_back(integer("log", "kafka_replication_factor", lg(&log_config::kafka_replication_factor),
@@ -231,12 +234,13 @@ std::vector<key_spec> build_specs() {
   const auto fo = [](auto m) { return member(&config::fanout, m); };
   v.push_back(choice("fanout", "backend", fo(&fanout_config::backend), {"inproc", "redis"},
                      "Real-time event fan-out: in-process, or Redis pub/sub between instances."));
-  v.push_back(text("fanout", "redis_url", fo(&fanout_config::redis_url), "redis://host:port",
-                   [](std::string_view u) { return u.empty() || u.starts_with("redis://"); },
-                   "Redis for fan-out; required with backend = redis."));
-  v.push_back(text("fanout", "redis_channel_prefix", fo(&fanout_config::redis_channel_prefix),
-                   "any string", [](std::string_view) { return true; },
-                   "Prefix of every Redis pub/sub channel."));
+  v.push_back(text(
+      "fanout", "redis_url", fo(&fanout_config::redis_url), "redis://host:port",
+      [](std::string_view u) { return u.empty() || u.starts_with("redis://"); },
+      "Redis for fan-out; required with backend = redis."));
+  v.push_back(text(
+      "fanout", "redis_channel_prefix", fo(&fanout_config::redis_channel_prefix), "any string",
+      [](std::string_view) { return true; }, "Prefix of every Redis pub/sub channel."));
 
   const auto au = [](auto m) { return member(&config::auth, m); };
   v.push_back(text(

@@ -36,7 +36,8 @@ auth_service::auth_service(user_store& users, token_store& tokens, const clock& 
       cfg_(std::move(cfg)),
       blocking_(std::move(blocking)),
       revocations_(revocations) {
-  dummy_hash_ = hash_password(crypto::random_token(16), cfg_.argon2_opslimit, cfg_.argon2_memlimit_kib);
+  dummy_hash_ =
+      hash_password(crypto::random_token(16), cfg_.argon2_opslimit, cfg_.argon2_memlimit_kib);
   if (revocations_) {
     revocation_sub_ = revocations_->subscribe(
         revocation_channel, [this](std::string_view, std::string_view payload) {
@@ -58,8 +59,8 @@ auth_service::auth_service(user_store& users, token_store& tokens, const clock& 
 result<void> auth_service::validate_username(std::string_view name) {
   if (name.size() < 3 || name.size() > 50) return invalid("username", "3 to 50 characters");
   const bool ok = std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
   });
   if (!ok) return invalid("username", "only letters, digits, '_', '.' and '-'");
   return ok_t{};
@@ -127,8 +128,8 @@ task<result<token_pair>> auth_service::issue(user_id id, std::string family) {
 task<result<token_pair>> auth_service::refresh(std::string refresh_token) {
   if (refresh_token.empty() || refresh_token.size() > 512) co_return bad_grant();
   std::string next;
-  auto who =
-      co_await tokens_.rotate_refresh(crypto::sha256_hex(refresh_token), new_refresh(next), clock_.now_us());
+  auto who = co_await tokens_.rotate_refresh(crypto::sha256_hex(refresh_token), new_refresh(next),
+                                             clock_.now_us());
   if (!who) {
     if (who.err().code == errc::unauthenticated || who.err().code == errc::not_found)
       co_return bad_grant();
@@ -162,7 +163,9 @@ task<result<void>> auth_service::revoke(std::string token) {
   co_return ok;
 }
 
-bool auth_service::is_revoked(const std::string& jti) { return revoked_.count(jti) != 0; }
+bool auth_service::is_revoked(const std::string& jti) {
+  return revoked_.count(jti) != 0;
+}
 
 void auth_service::remember_revoked(std::string jti, std::int64_t exp_s) {
   if (revoked_.size() >= prune_at_) {

@@ -54,7 +54,7 @@ class auth_service {
   // A new opaque refresh token (into `token`) and its record (hash, expiry).
   refresh_token_record new_refresh(std::string& token) const;
   task<result<token_pair>> issue(user_id id, std::string family);
-  bool is_revoked(const std::string& jti);  // mu_ held
+  bool is_revoked(const std::string& jti);                     // mu_ held
   void remember_revoked(std::string jti, std::int64_t exp_s);  // mu_ held
 
   user_store& users_;
@@ -65,7 +65,7 @@ class auth_service {
   std::string dummy_hash_;  // verified against for unknown users: same timing as a real one
 
   std::mutex mu_;
-  std::unordered_map<std::string, principal> cache_;  // access token -> verified claims
+  std::unordered_map<std::string, principal> cache_;       // access token -> verified claims
   std::unordered_map<std::string, std::int64_t> revoked_;  // revoked jti -> exp (s)
   std::size_t prune_at_ = 1024;
   fanout* revocations_;

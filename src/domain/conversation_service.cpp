@@ -40,14 +40,14 @@ task<result<conversation_store::create_outcome>> conversation_service::create(
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
 
   if (req.type == conversation_type::private_chat && ids.size() != 2)
-    co_return invalid("member_ids", "a private conversation has exactly 2 members (you and one other)");
+    co_return invalid("member_ids",
+                      "a private conversation has exactly 2 members (you and one other)");
   if (req.type == conversation_type::group &&
       (ids.size() < 3 || ids.size() > static_cast<std::size_t>(limits_.group_max_members)))
-    co_return invalid("member_ids", "a group has 3 to " +
-                                        std::to_string(limits_.group_max_members) +
-                                        " members including you");
-  if (utf8_chars(req.name) > max_name_chars)
-    co_return invalid("name", "at most 100 characters");
+    co_return invalid(
+        "member_ids",
+        "a group has 3 to " + std::to_string(limits_.group_max_members) + " members including you");
+  if (utf8_chars(req.name) > max_name_chars) co_return invalid("name", "at most 100 characters");
   if (utf8_chars(req.description) > max_description_chars)
     co_return invalid("description", "at most 1000 characters");
 
@@ -61,9 +61,8 @@ task<result<conversation_store::create_outcome>> conversation_service::create(
     co_return e;
   }
 
-  auto out = co_await convs_.create_conversation(req.type, std::move(req.name),
-                                                 std::move(req.description), std::move(ids),
-                                                 clock_.now_us());
+  auto out = co_await convs_.create_conversation(
+      req.type, std::move(req.name), std::move(req.description), std::move(ids), clock_.now_us());
   if (!out) co_return out;
   members_.put(out->conv);
   if (out->created) {
@@ -73,8 +72,8 @@ task<result<conversation_store::create_outcome>> conversation_service::create(
   co_return out;
 }
 
-task<result<page<conversation_summary>>> conversation_service::list(const principal& who,
-                                                                    int limit, int offset) {
+task<result<page<conversation_summary>>> conversation_service::list(const principal& who, int limit,
+                                                                    int offset) {
   co_return co_await convs_.list_conversations(who.id, limit, offset);
 }
 

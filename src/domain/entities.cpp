@@ -14,10 +14,14 @@ std::optional<conversation_type> parse_conversation_type(std::string_view s) noe
 
 const char* to_string(message_status s) noexcept {
   switch (s) {
-    case message_status::accepted: return "ACCEPTED";
-    case message_status::delivered: return "DELIVERED";
-    case message_status::read: return "READ";
-    case message_status::failed: return "FAILED";
+    case message_status::accepted:
+      return "ACCEPTED";
+    case message_status::delivered:
+      return "DELIVERED";
+    case message_status::read:
+      return "READ";
+    case message_status::failed:
+      return "FAILED";
   }
   return "ACCEPTED";
 }

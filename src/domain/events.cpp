@@ -7,8 +7,12 @@
 namespace chat4all {
 namespace json = boost::json;
 
-std::string conversation_channel(conversation_id id) { return "conv:" + std::to_string(id); }
-std::string user_channel(user_id id) { return "user:" + std::to_string(id); }
+std::string conversation_channel(conversation_id id) {
+  return "conv:" + std::to_string(id);
+}
+std::string user_channel(user_id id) {
+  return "user:" + std::to_string(id);
+}
 
 namespace {
 json::object base(const char* type, timestamp_us ts) {

@@ -1,7 +1,7 @@
 #include "domain/inflight_messages.hpp"
 
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -70,8 +70,7 @@ void inflight_messages::finish(const uuid& id, outcome o, bool keep) {
     if (keep && !it->second.stored) {
       it->second.durable = true;
       if (ttl_ != never) durable_order_.emplace_back(std::chrono::steady_clock::now(), id);
-    }
-    else
+    } else
       map_.erase(it);
   }
   for (auto& w : waiters) {
@@ -79,8 +78,12 @@ void inflight_messages::finish(const uuid& id, outcome o, bool keep) {
   }
 }
 
-void inflight_messages::durable(const uuid& id) { finish(id, outcome::durable, true); }
-void inflight_messages::abandon(const uuid& id) { finish(id, outcome::failed, false); }
+void inflight_messages::durable(const uuid& id) {
+  finish(id, outcome::durable, true);
+}
+void inflight_messages::abandon(const uuid& id) {
+  finish(id, outcome::failed, false);
+}
 void inflight_messages::release(const uuid& id, bool same_content) {
   finish(id, same_content ? outcome::durable : outcome::conflict, false);
 }

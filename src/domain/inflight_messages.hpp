@@ -25,8 +25,7 @@ namespace chat4all {
 
 class inflight_messages {
  public:
-  explicit inflight_messages(std::size_t max,
-                             std::chrono::milliseconds durable_ttl = never)
+  explicit inflight_messages(std::size_t max, std::chrono::milliseconds durable_ttl = never)
       : max_(max), ttl_(durable_ttl) {}
 
   static constexpr std::chrono::milliseconds never = std::chrono::milliseconds::max();

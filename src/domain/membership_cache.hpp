@@ -21,7 +21,7 @@ class membership_cache {
   task<result<std::shared_ptr<const conversation>>> get(conversation_id id);
   // not_found / forbidden when `user` is not a member.
   task<result<std::shared_ptr<const conversation>>> require_member(conversation_id id,
-                                                                    user_id user);
+                                                                   user_id user);
   void put(conversation c);
 
  private:

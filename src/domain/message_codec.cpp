@@ -47,7 +47,9 @@ result<accepted_message> decode_log_record(std::string_view bytes) {
   }
 }
 
-std::string message_json(const message& m) { return json::serialize(message_object(m)); }
+std::string message_json(const message& m) {
+  return json::serialize(message_object(m));
+}
 
 json::object message_object(const message& m) {
   json::object o;

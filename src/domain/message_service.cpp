@@ -23,8 +23,9 @@ result<std::vector<std::string>> canonical_channels(const std::vector<std::strin
     }
     if (std::find(known_channels.begin(), known_channels.end(), c) == known_channels.end()) {
       error e{errc::invalid_input, "unknown channel"};
-      e.details.push_back({"channels", "unknown channel '" + c.substr(0, 32) +
-                                           "'; use whatsapp, instagram, telegram, messenger or all"});
+      e.details.push_back(
+          {"channels", "unknown channel '" + c.substr(0, 32) +
+                           "'; use whatsapp, instagram, telegram, messenger or all"});
       return e;
     }
     out.push_back(c);
@@ -46,8 +47,8 @@ std::string canonical_payload_json(const message_payload& p) {
   return boost::json::serialize(o);
 }
 
-message_service::message_service(membership_cache& members, message_store& messages,
-                                 event_log& log, inflight_messages& inflight, const clock& clk,
+message_service::message_service(membership_cache& members, message_store& messages, event_log& log,
+                                 inflight_messages& inflight, const clock& clk,
                                  limits_config limits)
     : members_(members),
       messages_(messages),
@@ -59,8 +60,8 @@ message_service::message_service(membership_cache& members, message_store& messa
 result<accepted_message> message_service::prepare(const principal& who, send_request& req) const {
   if (req.payload.type == message_payload::kind::text) {
     if (req.payload.content.empty() || req.payload.content.size() > limits_.message_max_bytes) {
-      error e{errc::invalid_input, "text content must be 1 to " +
-                                       std::to_string(limits_.message_max_bytes) + " bytes"};
+      error e{errc::invalid_input,
+              "text content must be 1 to " + std::to_string(limits_.message_max_bytes) + " bytes"};
       e.details.push_back({"payload.content", "length out of range"});
       return e;
     }

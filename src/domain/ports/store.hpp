@@ -62,8 +62,7 @@ class conversation_store {
   };
   // `members` are sorted, unique and known to exist. For private conversations the pair is
   // unique: creating it again returns the existing one with created = false.
-  virtual task<result<create_outcome>> create_conversation(conversation_type type,
-                                                           std::string name,
+  virtual task<result<create_outcome>> create_conversation(conversation_type type, std::string name,
                                                            std::string description,
                                                            std::vector<user_id> members,
                                                            timestamp_us now) = 0;

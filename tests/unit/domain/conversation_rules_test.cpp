@@ -63,8 +63,8 @@ TEST_F(conversation_rules, unknown_members_are_listed) {
 
 TEST_F(conversation_rules, name_length_is_bounded) {
   auto a = user("alice"), b = user("bob"), c = user("carol");
-  create_conversation_request req{conversation_type::group, {b.id, c.id}, std::string(101, 'n'),
-                                  ""};
+  create_conversation_request req{
+      conversation_type::group, {b.id, c.id}, std::string(101, 'n'), ""};
   auto r = run(conversations.create(a, req));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, errc::invalid_input);
@@ -72,8 +72,7 @@ TEST_F(conversation_rules, name_length_is_bounded) {
 
 TEST_F(conversation_rules, history_and_read_need_membership) {
   auto a = user("alice"), b = user("bob"), c = user("carol");
-  auto conv = run(conversations.create(
-      a, {conversation_type::private_chat, {b.id}, "", ""}));
+  auto conv = run(conversations.create(a, {conversation_type::private_chat, {b.id}, "", ""}));
   ASSERT_TRUE(conv);
   history_query q;
   q.conversation = conv->conv.id;

@@ -2,11 +2,11 @@
 // Domain use cases wired on the real embedded adapters (SQLite, embedded log, in-process
 // fan-out) in a temporary directory, with a manual clock.
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
-#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <random>
@@ -81,8 +81,7 @@ struct domain_fixture : ::testing::Test {
     return p;
   }
 
-  send_request text(conversation_id conv, const std::string& content,
-                    uuid id = uuid::random()) {
+  send_request text(conversation_id conv, const std::string& content, uuid id = uuid::random()) {
     send_request r;
     r.message_id = id;
     r.conversation = conv;

@@ -64,7 +64,8 @@ TEST_F(message_rules, concurrent_duplicates_produce_one_message) {
   const auto id = uuid::random();
   std::vector<std::future<result<void>>> futures;
   for (int i = 0; i < 50; ++i)
-    futures.push_back(asio::co_spawn(io, messages.send(a, text(conv, "dup", id)), asio::use_future));
+    futures.push_back(
+        asio::co_spawn(io, messages.send(a, text(conv, "dup", id)), asio::use_future));
   io.restart();
   io.run();
   for (auto& f : futures) EXPECT_TRUE(f.get());
@@ -78,7 +79,8 @@ TEST_F(message_rules, concurrent_retries_of_a_stored_message_all_succeed) {
   drain();
   std::vector<std::future<result<void>>> futures;
   for (int i = 0; i < 50; ++i)
-    futures.push_back(asio::co_spawn(io, messages.send(a, text(conv, "dup", id)), asio::use_future));
+    futures.push_back(
+        asio::co_spawn(io, messages.send(a, text(conv, "dup", id)), asio::use_future));
   io.restart();
   io.run();
   for (auto& f : futures) {

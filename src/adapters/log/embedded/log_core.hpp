@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/completion.hpp"
 #include "adapters/log/embedded/embedded_log.hpp"
 #include "adapters/log/embedded/topic.hpp"
+#include "core/completion.hpp"
 
 namespace chat4all::log_embedded {
 
