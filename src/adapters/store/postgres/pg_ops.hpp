@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "adapters/store/postgres/pg_conn.hpp"
+#include "domain/message_codec.hpp"  // encode_channels, decode_channels
 #include "domain/ports/store.hpp"
 
 namespace chat4all::pg {
@@ -50,10 +51,6 @@ std::vector<std::optional<std::uint64_t>> find_content_hashes(connection& c,
                                                               const std::vector<uuid>& ids);
 result<message_with_history> get_message(connection& c, const uuid& id);
 history_page history(connection& c, const history_query& q);
-
-// JSON array of strings <-> vector (channels column).
-std::string encode_channels(const std::vector<std::string>& channels);
-std::vector<std::string> decode_channels(std::string_view json);
 // The conversation-list preview of a payload: the first 100 characters (code points) of a
 // text message's content, "[file]" otherwise (also for a payload that is not valid JSON).
 std::string preview_of(std::string_view payload_json);

@@ -81,25 +81,6 @@ struct counter {
 
 }  // namespace
 
-std::string encode_channels(const std::vector<std::string>& channels) {
-  if (channels.empty()) return "[]";
-  boost::json::array a;
-  a.reserve(channels.size());
-  for (const auto& ch : channels) a.emplace_back(ch);
-  return boost::json::serialize(a);
-}
-
-std::vector<std::string> decode_channels(std::string_view json) {
-  std::vector<std::string> out;
-  if (json.size() <= 2) return out;  // "[]"
-  boost::system::error_code ec;
-  auto v = boost::json::parse(json, ec);
-  if (ec || !v.is_array()) return out;
-  for (const auto& e : v.as_array())
-    if (e.is_string()) out.emplace_back(e.as_string());
-  return out;
-}
-
 std::vector<message> store_messages(connection& c, const std::vector<accepted_message>& batch,
                                     timestamp_us now) {
   std::vector<message> stored;

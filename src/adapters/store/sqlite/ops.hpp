@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "adapters/store/sqlite/db.hpp"
+#include "domain/message_codec.hpp"  // encode_channels, decode_channels
 #include "domain/ports/store.hpp"
 
 namespace chat4all::sqlite {
@@ -50,9 +51,5 @@ std::vector<std::optional<std::uint64_t>> find_content_hashes(connection& c,
                                                               const std::vector<uuid>& ids);
 result<message_with_history> get_message(connection& c, const uuid& id);
 history_page history(connection& c, const history_query& q);
-
-// JSON array of strings <-> vector (channels column).
-std::string encode_channels(const std::vector<std::string>& channels);
-std::vector<std::string> decode_channels(std::string_view json);
 
 }  // namespace chat4all::sqlite
