@@ -607,7 +607,24 @@ def make_token(template: str | dict, secret: str = TEST_SECRET, **overrides) -> 
 # --------------------------------------------------------------------------------------------
 
 
-class ServerTestCase(unittest.TestCase):
+class PrintsServerLogOnFailure(unittest.TestCase):
+    """Prints what `self.server` logged during a test when that test fails."""
+
+    server: "Server" = None
+
+    def run(self, result=None):
+        if result is None:
+            result = self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        offset = self.server.log_size() if self.server else 0
+        out = super().run(result)
+        if self.server and len(result.failures) + len(result.errors) > before:
+            sys.stderr.write(f"\n[{self.id()}] failed; server output during the test:\n"
+                             + self.server.log_tail(150, since=offset) + "\n")
+        return out
+
+
+class ServerTestCase(PrintsServerLogOnFailure):
     """One server per test class (setUpClass); the server log is printed when a test fails."""
 
     server: Server = None
@@ -639,17 +656,6 @@ class ServerTestCase(unittest.TestCase):
         finally:
             if srv is not None:
                 srv.cleanup()
-
-    def run(self, result=None):
-        if result is None:
-            result = self.defaultTestResult()
-        before = len(result.failures) + len(result.errors)
-        offset = self.server.log_size() if self.server else 0
-        out = super().run(result)
-        if self.server and len(result.failures) + len(result.errors) > before:
-            sys.stderr.write(f"\n[{self.id()}] failed; server output during the test:\n"
-                             + self.server.log_tail(150, since=offset) + "\n")
-        return out
 
     # -- assertions shared by the suites -----------------------------------------------------
     def assertError(self, r: Resp, status: int | tuple, code: str | tuple | None = None, msg: str = ""):

@@ -24,7 +24,7 @@ import time
 import unittest
 import uuid
 
-from harness import (HERE, Api, Server, Traffic, User, cluster_env, cluster_mode, create_conversation,
+from harness import (HERE, Api, PrintsServerLogOnFailure, Server, Traffic, User, cluster_env, cluster_mode, create_conversation,
                      exactly_once_problems, history_all, kafka_partition, send_text, wait_all_acked_stored,
                      wait_for)
 
@@ -144,7 +144,7 @@ def _parse_metadata_v4(buf: bytes, topic: str) -> dict:
 
 # -- the suite --------------------------------------------------------------------------------
 
-class KafkaBrokerFailureTest(unittest.TestCase):
+class KafkaBrokerFailureTest(PrintsServerLogOnFailure):
     server: Server = None
     api: Api = None
     started_nodes: list = []
@@ -204,17 +204,6 @@ class KafkaBrokerFailureTest(unittest.TestCase):
             if cls.server is not None:
                 cls.server.cleanup()
             cls._stop_started_nodes()
-
-    def run(self, result=None):
-        if result is None:
-            result = self.defaultTestResult()
-        before = len(result.failures) + len(result.errors)
-        offset = self.server.log_size() if self.server else 0
-        out = super().run(result)
-        if self.server and len(result.failures) + len(result.errors) > before:
-            sys.stderr.write(f"\n[{self.id()}] failed; server output during the test:\n"
-                             + self.server.log_tail(150, since=offset) + "\n")
-        return out
 
     def test_broker_killed_under_load(self):
         api = self.api
