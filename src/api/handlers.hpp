@@ -3,6 +3,9 @@
 // services by reference (not capturing lambdas: a coroutine lambda's captures dangle).
 
 #include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "core/config.hpp"
 #include "domain/auth_service.hpp"
@@ -15,6 +18,17 @@ namespace chat4all::api {
 
 class route_table;
 
+// One dependency of /readyz beyond the store (e.g. the Kafka log): its state as shown, and
+// whether the process can serve with it in that state.
+struct dependency_state {
+  std::string state;
+  bool ready = true;
+};
+struct dependency_probe {
+  std::string name;
+  std::function<dependency_state()> check;  // cheap, never blocks
+};
+
 struct api_services {
   auth_service& auth;
   conversation_service& conversations;
@@ -23,6 +37,7 @@ struct api_services {
   obs::metrics_registry& metrics;
   const config& cfg;
   std::atomic<bool>& ready;  // false until start-up catch-up is done, and while draining
+  std::vector<dependency_probe> probes = {};
 };
 
 void register_auth_routes(route_table& routes, api_services& s);

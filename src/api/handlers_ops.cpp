@@ -21,6 +21,11 @@ awaitable<response> do_ready(api_services& s, request_context& ctx) {
   auto ping = co_await s.db.ping();
   deps["store"] = ping ? "ok" : "down";
   ready = ready && ping;
+  for (const auto& p : s.probes) {
+    auto st = p.check();
+    deps[p.name] = st.state;
+    ready = ready && st.ready;
+  }
   json::object out{{"status", ready ? "ready" : "not_ready"}, {"dependencies", std::move(deps)}};
   auto res = json_reply(ctx, ready ? http::status::ok : http::status::service_unavailable, out);
   if (!ready) res.set(http::field::retry_after, "1");

@@ -15,6 +15,7 @@
 #include <optional>
 #include <thread>
 
+#include "adapters/log/kafka/kafka_log.hpp"
 #include "api/handlers.hpp"
 #include "api/http_server.hpp"
 #include "api/route_table.hpp"
@@ -28,6 +29,8 @@
 #include "pipeline/faulty_store.hpp"
 #include "pipeline/log_channel_dispatch.hpp"
 #include "pipeline/message_router.hpp"
+#include "pipeline/outbox_log.hpp"
+#include "pipeline/outbox_relay.hpp"
 
 namespace chat4all::app {
 namespace asio = boost::asio;
@@ -115,6 +118,14 @@ int serve(config cfg) {
   cfg.auth.jwt_secret = resolve_jwt_secret(cfg);
   const bool runs_api = cfg.role == "all" || cfg.role == "api";
   const bool runs_router = cfg.role == "all" || cfg.role == "router";
+  // The transactional outbox exists in cluster mode (Kafka + PostgreSQL), SPEC §6.
+  const bool uses_outbox =
+      cfg.log.outbox && cfg.log.backend == "kafka" && cfg.storage.backend == "postgres";
+  const bool runs_relay = uses_outbox && (cfg.role == "all" || cfg.role == "relay");
+  if (cfg.role == "relay" && !uses_outbox) {
+    log::error("role relay needs log.backend = kafka, storage.backend = postgres and log.outbox");
+    return 1;
+  }
 
   obs::metrics_registry metrics;
   system_clock clk;
@@ -132,13 +143,29 @@ int serve(config cfg) {
   auto fan_ptr = make_fanout(cfg, metrics);
   auto& fan = *fan_ptr;
   log_channel_dispatch channels(event_log);
+  auto* kafka = dynamic_cast<kafka_log*>(log_ptr.get());
+  auto* box = uses_outbox ? dynamic_cast<outbox*>(store_ptr.get()) : nullptr;
+  // The API's log: Kafka, falling back to the outbox when Kafka does not acknowledge.
+  std::unique_ptr<outbox_log> api_log;
+  if (box != nullptr) {
+    outbox_log_options o;
+    o.fallback_after = std::chrono::milliseconds(cfg.log.outbox_fallback_ms);
+    auto healthy = [kafka] {
+      if (kafka == nullptr) return true;
+      const auto h = kafka->health();
+      return h.ok && h.brokers_online > 0;
+    };
+    api_log = std::make_unique<outbox_log>(event_log, *box, clk, healthy, o, metrics);
+  }
   membership_cache members(db);
   inflight_messages inflight(max_inflight_messages,
                              runs_router ? inflight_messages::never : api_only_inflight_ttl);
 
   auth_service auth(db, db, clk, cfg.auth, blocking.get_executor(), &fan);
   conversation_service conversations(db, db, db, members, fan, clk, cfg.limits);
-  message_service messages(members, db, event_log, inflight, clk, cfg.limits);
+  message_service messages(members, db,
+                           api_log ? static_cast<chat4all::event_log&>(*api_log) : event_log,
+                           inflight, clk, cfg.limits);
   // Tests only (router.fail_store_message_ids): the router's store fails for those ids.
   std::unique_ptr<faulty_store> fault_injection;
   message_store* router_store = &db;
@@ -152,6 +179,9 @@ int serve(config cfg) {
   std::optional<message_router> router;
   if (runs_router)
     router.emplace(event_log, *router_store, fan, channels, inflight, clk, cfg.router, metrics);
+
+  std::optional<outbox_relay> relay;
+  if (runs_relay) relay.emplace(*box, event_log, db, clk, cfg.relay, metrics);
 
   if (auto r = run_sync(pipeline_ctx, auth.load_revocations()); !r) {
     log::error("cannot load token revocations", {{"reason", r.err().message}});
@@ -177,6 +207,18 @@ int serve(config cfg) {
   std::atomic<bool> ready{false};
   api::route_table routes;
   api::api_services services{auth, conversations, messages, db, metrics, cfg, ready};
+  if (kafka != nullptr) {
+    // Kafka unreachable: still ready when accepted messages can go to the outbox.
+    services.probes.push_back({"log", [kafka, uses_outbox]() -> api::dependency_state {
+                                 const auto h = kafka->health();
+                                 if (h.ok && h.brokers_online > 0) return {"ok", true};
+                                 if (h.refreshed_at == decltype(h.refreshed_at){} &&
+                                     h.failed_refreshes == 0)
+                                   return {"starting", true};
+                                 if (uses_outbox) return {"down (accepting into the outbox)", true};
+                                 return {"down", false};
+                               }});
+  }
   if (runs_api)
     api::register_all_routes(routes, services);
   else
@@ -188,27 +230,30 @@ int serve(config cfg) {
 
   pipeline_ctx.restart();
   auto work = asio::make_work_guard(pipeline_ctx);  // keeps run() alive in api-only roles
-  if (router) {
-    asio::co_spawn(pipeline_ctx, router->run(), [&work](std::exception_ptr ep) {
-      work.reset();
+  // The loop ends when every stage that runs here has stopped.
+  int stages = (router ? 1 : 0) + (relay ? 1 : 0);
+  auto stage_done = [&work, &stages](const char* what) {
+    return [&work, &stages, what](std::exception_ptr ep) {
+      if (--stages == 0) work.reset();
       if (!ep) return;
       try {
         std::rethrow_exception(ep);
       } catch (const std::exception& e) {
-        log::error("router stopped by an exception", {{"what", e.what()}});
+        log::error("pipeline stage stopped by an exception", {{"stage", what}, {"what", e.what()}});
       }
-    });
-  }
+    };
+  };
+  if (router) asio::co_spawn(pipeline_ctx, router->run(), stage_done("router"));
+  if (relay) asio::co_spawn(pipeline_ctx, relay->run(), stage_done("relay"));
   asio::signal_set signals(pipeline_ctx, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("signal received, draining", {{"signal", sig}});
     ready = false;
     server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s));
-    if (router)
-      router->stop();
-    else
-      work.reset();
+    if (router) router->stop();
+    if (relay) relay->stop();
+    if (stages == 0) work.reset();
   });
   ready = true;
   log::info("chat4all serving", {{"listen", cfg.server.listen},
@@ -216,6 +261,7 @@ int serve(config cfg) {
                                  {"store", cfg.storage.backend},
                                  {"log", cfg.log.backend},
                                  {"fanout", cfg.fanout.backend},
+                                 {"outbox", uses_outbox},
                                  {"recovered_records", static_cast<std::int64_t>(recovered)}});
   pipeline_ctx.run();  // returns once the router loop ended (or the api-only guard dropped)
   event_log.stop();

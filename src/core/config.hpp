@@ -43,6 +43,10 @@ struct log_config {
   int kafka_replication_factor = 3;
   int kafka_min_insync_replicas = 2;
   int kafka_linger_ms = 5;
+  // Cluster mode (kafka + postgres): an append the log has not acknowledged after this long
+  // is committed to the PostgreSQL outbox instead, and the relay publishes it later.
+  bool outbox = true;
+  int outbox_fallback_ms = 2000;
 };
 
 struct fanout_config {
@@ -81,13 +85,23 @@ struct router_config {
   std::string fail_store_message_ids;
 };
 
+// The relay (pipeline/outbox_relay): publishes the PostgreSQL outbox to Kafka.
+struct relay_config {
+  int batch_size = 500;          // outbox entries per pass
+  int poll_ms = 200;             // wait after a pass that found nothing
+  int backoff_initial_ms = 500;  // after a failed pass; doubles up to backoff_max_ms
+  int backoff_max_ms = 10000;
+  int lease_ms = 15000;  // publisher lease: a stand-by relay takes over after this
+  int max_attempts = 5;  // refusals of one entry by the log before it is dead-lettered
+};
+
 struct logging_config {
   std::string level = "info";   // trace | debug | info | warn | error
   std::string format = "json";  // json | text
 };
 
 struct config {
-  std::string role = "all";  // all | api | router
+  std::string role = "all";  // all | api | router | relay
   bool seed_demo_users = false;
   server_config server;
   storage_config storage;
@@ -96,6 +110,7 @@ struct config {
   auth_config auth;
   limits_config limits;
   router_config router;
+  relay_config relay;
   logging_config logging;
 };
 

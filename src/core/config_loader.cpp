@@ -150,9 +150,9 @@ constexpr std::int64_t kib = 1024, mib = 1024 * kib, gib = 1024 * mib;
 
 std::vector<key_spec> build_specs() {
   std::vector<key_spec> v;
-  v.push_back(choice("", "role", member(&config::role), {"all", "api", "router"},
-                     "What this process runs: everything, only the HTTP/WebSocket API, or only "
-                     "the router."));
+  v.push_back(choice("", "role", member(&config::role), {"all", "api", "router", "relay"},
+                     "What this process runs: everything, only the HTTP/WebSocket API, only "
+                     "the router, or only the outbox relay."));
   v.push_back(boolean("", "seed_demo_users", member(&config::seed_demo_users),
                       "Create demo users at startup (for demos and tests)."));
 
@@ -230,6 +230,13 @@ std::vector<key_spec> build_specs() {
                       "min.insync.replicas of topics the server creates."));
   v.push_back(integer("log", "kafka_linger_ms", lg(&log_config::kafka_linger_ms), 0, 1000,
                       "Producer linger: how long records wait to share a batch."));
+  v.push_back(boolean("log", "outbox", lg(&log_config::outbox),
+                      "With backend = kafka and storage.backend = postgres: accept messages "
+                      "into the PostgreSQL outbox while Kafka does not acknowledge them; the "
+                      "relay publishes them later, in order."));
+  v.push_back(integer("log", "outbox_fallback_ms", lg(&log_config::outbox_fallback_ms), 100, 600000,
+                      "How long an append waits for Kafka's acknowledgement before it goes to "
+                      "the outbox, in milliseconds."));
 
   const auto fo = [](auto m) { return member(&config::fanout, m); };
   v.push_back(choice("fanout", "backend", fo(&fanout_config::backend), {"inproc", "redis"},
@@ -291,6 +298,24 @@ std::vector<key_spec> build_specs() {
       [](std::string_view s) { return parse_uuid_list(s).has_value(); },
       "For tests only: the router's store calls fail for these message ids "
       "(fault injection for the retry and dead-letter path). Leave empty."));
+
+  const auto re = [](auto m) { return member(&config::relay, m); };
+  v.push_back(integer("relay", "batch_size", re(&relay_config::batch_size), 1, 100000,
+                      "Outbox entries the relay publishes per pass at most."));
+  v.push_back(integer("relay", "poll_ms", re(&relay_config::poll_ms), 1, 60000,
+                      "How long the relay waits after a pass that found the outbox empty."));
+  v.push_back(integer("relay", "backoff_initial_ms", re(&relay_config::backoff_initial_ms), 1,
+                      600000,
+                      "Wait after a failed relay pass (Kafka or PostgreSQL unavailable); each "
+                      "next failure waits twice as long, up to backoff_max_ms."));
+  v.push_back(integer("relay", "backoff_max_ms", re(&relay_config::backoff_max_ms), 1, 3600000,
+                      "Longest wait between failed relay passes."));
+  v.push_back(integer("relay", "lease_ms", re(&relay_config::lease_ms), 1000, 600000,
+                      "Publisher lease: one relay publishes at a time; a stand-by relay takes "
+                      "over this long after the active one stopped renewing it."));
+  v.push_back(integer("relay", "max_attempts", re(&relay_config::max_attempts), 1, 100,
+                      "Times Kafka may refuse one outbox entry (e.g. too large) before it goes "
+                      "to message_processing_dlq and its message is marked FAILED."));
 
   const auto lo = [](auto m) { return member(&config::logging, m); };
   v.push_back(choice("logging", "level", lo(&logging_config::level),

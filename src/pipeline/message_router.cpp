@@ -11,6 +11,7 @@
 #include "domain/message_codec.hpp"
 #include "domain/message_service.hpp"
 #include "obs/logging.hpp"
+#include "pipeline/pause.hpp"
 
 namespace chat4all {
 namespace asio = boost::asio;
@@ -208,16 +209,7 @@ void message_router::on_stored(pending_batch& p, const std::vector<message>& sto
 }
 
 task<bool> message_router::pause(std::chrono::milliseconds d) {
-  using clk = std::chrono::steady_clock;
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  const auto until = clk::now() + d;
-  while (!stopping_) {
-    const auto left = until - clk::now();
-    if (left <= clk::duration::zero()) co_return true;
-    timer.expires_after(std::min<clk::duration>(left, std::chrono::milliseconds(100)));
-    co_await timer.async_wait(asio::use_awaitable);
-  }
-  co_return false;
+  return pause_unless_stopping(stopping_, d);
 }
 
 task<result<std::size_t>> message_router::drain() {

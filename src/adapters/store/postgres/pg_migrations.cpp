@@ -104,6 +104,26 @@ CREATE TABLE revoked_access(
 );
 CREATE INDEX revoked_access_by_expiry ON revoked_access(expires_at);
 )sql"},
+    // The transactional outbox (domain/ports/outbox.hpp): records waiting for the relay, in
+    // id order, and the single-row publisher lease that keeps one relay publishing at a time.
+    {2, R"sql(
+CREATE TABLE outbox(
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  topic      text NOT NULL,
+  key        text NOT NULL,
+  value      text NOT NULL,
+  created_at bigint NOT NULL,
+  attempts   integer NOT NULL DEFAULT 0,
+  last_error text NOT NULL DEFAULT ''
+);
+
+CREATE TABLE outbox_lease(
+  id         integer PRIMARY KEY CHECK (id = 1),
+  holder     text NOT NULL DEFAULT '',
+  expires_at timestamptz NOT NULL DEFAULT '-infinity'
+);
+INSERT INTO outbox_lease(id) VALUES (1);
+)sql"},
 };
 
 // Any constant: the first half of the advisory lock key (the second is the schema's hash).

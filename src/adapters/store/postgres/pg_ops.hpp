@@ -10,6 +10,7 @@
 
 #include "adapters/store/postgres/pg_conn.hpp"
 #include "domain/message_codec.hpp"  // encode_channels, decode_channels
+#include "domain/ports/outbox.hpp"
 #include "domain/ports/store.hpp"
 
 namespace chat4all::pg {
@@ -51,6 +52,16 @@ std::vector<std::optional<std::uint64_t>> find_content_hashes(connection& c,
                                                               const std::vector<uuid>& ids);
 result<message_with_history> get_message(connection& c, const uuid& id);
 history_page history(connection& c, const history_query& q);
+// ---- the transactional outbox (pg_outbox.cpp) ----
+void outbox_enqueue(connection& c, const std::string& topic, const std::vector<log_record>& records,
+                    timestamp_us now);
+std::int64_t outbox_backlog(connection& c);
+bool outbox_acquire_lease(connection& c, const std::string& holder, std::int64_t ttl_ms);
+void outbox_release_lease(connection& c, const std::string& holder);
+std::vector<outbox_entry> outbox_oldest(connection& c, std::size_t max);
+void outbox_remove(connection& c, const std::vector<std::int64_t>& ids);
+result<int> outbox_note_failure(connection& c, std::int64_t id, const std::string& reason);
+
 // The conversation-list preview of a payload: the first 100 characters (code points) of a
 // text message's content, "[file]" otherwise (also for a payload that is not valid JSON).
 std::string preview_of(std::string_view payload_json);

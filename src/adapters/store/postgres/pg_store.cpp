@@ -255,6 +255,54 @@ task<result<history_page>> pg_store::history(history_query q) {
   return impl_->run([q](pg::connection& c) -> result<history_page> { return pg::history(c, q); });
 }
 
+// ---- outbox ----
+
+task<result<void>> pg_store::enqueue(std::string topic, std::vector<log_record> records,
+                                     timestamp_us now) {
+  return impl_->run([topic = std::move(topic), records = std::move(records),
+                     now](pg::connection& c) -> result<void> {
+    pg::outbox_enqueue(c, topic, records, now);
+    return ok;
+  });
+}
+
+task<result<std::int64_t>> pg_store::backlog() {
+  return impl_->run(
+      [](pg::connection& c) -> result<std::int64_t> { return pg::outbox_backlog(c); });
+}
+
+task<result<bool>> pg_store::acquire_lease(std::string holder, std::chrono::milliseconds ttl) {
+  return impl_->run([holder = std::move(holder), ttl](pg::connection& c) -> result<bool> {
+    return pg::outbox_acquire_lease(c, holder, ttl.count());
+  });
+}
+
+task<result<void>> pg_store::release_lease(std::string holder) {
+  return impl_->run([holder = std::move(holder)](pg::connection& c) -> result<void> {
+    pg::outbox_release_lease(c, holder);
+    return ok;
+  });
+}
+
+task<result<std::vector<outbox_entry>>> pg_store::oldest(std::size_t max) {
+  return impl_->run([max](pg::connection& c) -> result<std::vector<outbox_entry>> {
+    return pg::outbox_oldest(c, max);
+  });
+}
+
+task<result<void>> pg_store::remove(std::vector<std::int64_t> ids) {
+  return impl_->run([ids = std::move(ids)](pg::connection& c) -> result<void> {
+    pg::outbox_remove(c, ids);
+    return ok;
+  });
+}
+
+task<result<int>> pg_store::note_failure(std::int64_t id, std::string reason) {
+  return impl_->run([id, reason = std::move(reason)](pg::connection& c) {
+    return pg::outbox_note_failure(c, id, reason);
+  });
+}
+
 // ---- tooling ----
 
 result<void> pg_drop_schema(const std::string& conninfo, const std::string& schema) {

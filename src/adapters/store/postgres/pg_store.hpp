@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 
+#include "domain/ports/outbox.hpp"
 #include "domain/ports/store.hpp"
 
 namespace chat4all {
@@ -42,7 +43,7 @@ struct pg_store_options {
   std::string schema = "public";
 };
 
-class pg_store final : public store {
+class pg_store final : public store, public outbox {
  public:
   // Does not connect: the first operation opens a connection. Call migrate() before use.
   pg_store(std::string conninfo, pg_store_options opts);
@@ -90,6 +91,16 @@ class pg_store final : public store {
       std::vector<uuid> ids) override;
   task<result<message_with_history>> get_message(uuid id) override;
   task<result<history_page>> history(history_query q) override;
+
+  // outbox (domain/ports/outbox.hpp)
+  task<result<void>> enqueue(std::string topic, std::vector<log_record> records,
+                             timestamp_us now) override;
+  task<result<std::int64_t>> backlog() override;
+  task<result<bool>> acquire_lease(std::string holder, std::chrono::milliseconds ttl) override;
+  task<result<void>> release_lease(std::string holder) override;
+  task<result<std::vector<outbox_entry>>> oldest(std::size_t max) override;
+  task<result<void>> remove(std::vector<std::int64_t> ids) override;
+  task<result<int>> note_failure(std::int64_t id, std::string reason) override;
 
  private:
   struct impl;
