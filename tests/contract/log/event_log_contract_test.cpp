@@ -27,6 +27,7 @@
 
 #include "adapters/log/embedded/embedded_log.hpp"
 #include "contract/log/kafka_factory.hpp"
+#include "support/run_sync.hpp"
 
 namespace chat4all {
 namespace {
@@ -60,19 +61,12 @@ struct embedded_log_factory {
   std::string topic(std::string_view base) { return std::string(base); }
 };
 
-// co_spawn needs a default-constructible result type; result<T> is not one.
-template <class T>
-asio::awaitable<std::optional<T>> optional_of(asio::awaitable<T> aw) {
-  co_return co_await std::move(aw);
-}
+using testing::optional_of;
 
 // Runs one coroutine to completion on a fresh io_context.
 template <class T>
 T run(asio::awaitable<T> aw) {
-  asio::io_context ioc;
-  auto f = asio::co_spawn(ioc, optional_of(std::move(aw)), asio::use_future);
-  ioc.run();
-  return *f.get();
+  return testing::run_sync(std::move(aw));
 }
 
 std::vector<log_record> records(std::string_view key, int first, int n) {

@@ -31,6 +31,7 @@
 #include "adapters/log/kafka/kafka_log.hpp"
 #include "contract/log/kafka_factory.hpp"
 #include "obs/metrics.hpp"
+#include "support/run_sync.hpp"
 
 namespace chat4all {
 namespace {
@@ -39,16 +40,8 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 template <class T>
-asio::awaitable<std::optional<T>> optional_of(asio::awaitable<T> aw) {
-  co_return co_await std::move(aw);
-}
-
-template <class T>
 T run(asio::awaitable<T> aw) {
-  asio::io_context ioc;
-  auto f = asio::co_spawn(ioc, optional_of(std::move(aw)), asio::use_future);
-  ioc.run();
-  return *f.get();
+  return testing::run_sync(std::move(aw));
 }
 
 // Sum of the values of the rendered series whose line starts with `prefix`

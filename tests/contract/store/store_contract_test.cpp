@@ -21,6 +21,7 @@
 #include "contract/store/postgres_factory.hpp"
 #include "contract/store/sqlite_factory.hpp"
 #include "domain/ports/store.hpp"
+#include "support/run_sync.hpp"
 
 namespace chat4all::testing {
 namespace {
@@ -30,21 +31,10 @@ using std::chrono::steady_clock;
 
 constexpr timestamp_us t0 = 1'700'000'000'000'000;
 
-template <class T>
-task<void> capture(task<T> t, std::optional<T>* out) {
-  out->emplace(co_await std::move(t));
-}
-
-// Drives one store call to completion. (co_spawn with use_future needs a default-constructible
-// result type, which result<T> is not, hence the capture.)
+// Drives one store call to completion.
 template <class T>
 T run(task<T> t) {
-  asio::io_context io;
-  std::optional<T> out;
-  auto done = asio::co_spawn(io, capture(std::move(t), &out), asio::use_future);
-  io.run();
-  done.get();
-  return std::move(*out);
+  return run_sync(std::move(t));
 }
 
 std::string text_payload(const std::string& s) {
