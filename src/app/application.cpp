@@ -147,7 +147,7 @@ int serve(config cfg) {
   auto* box = uses_outbox ? dynamic_cast<outbox*>(store_ptr.get()) : nullptr;
   // The API's log: Kafka, falling back to the outbox when Kafka does not acknowledge.
   std::unique_ptr<outbox_log> api_log;
-  if (box != nullptr) {
+  if (box != nullptr && runs_api) {
     outbox_log_options o;
     o.fallback_after = std::chrono::milliseconds(cfg.log.outbox_fallback_ms);
     auto healthy = [kafka] {

@@ -161,7 +161,10 @@ asio::awaitable<void> outbox_log::try_way_back() {
     }
     co_await sleep_for(milliseconds(20));
   }
-  set_mode(mode::diverting);  // the relay did not empty it in time: try again later
+  // The relay did not empty it in time: divert again, and let appends flow for a while before
+  // the next hold (each hold delays new appends by up to hold_max).
+  last_check_ms_ = now_ms() + 4 * opts_.check_every.count();
+  set_mode(mode::diverting);
 }
 
 }  // namespace chat4all
