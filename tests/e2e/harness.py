@@ -698,13 +698,19 @@ class Traffic:
     (transport error, timeout) or a 503 is sent again with the same message_ids and content,
     for at most `retry_for` seconds per message (then the message counts as given up: it may or
     may not be stored, but never twice). Records every attempt, every 202 with its time, and
-    per thread the acknowledged ids in the order the 202s arrived."""
+    per thread the acknowledged ids in the order the 202s arrived.
 
-    def __init__(self, server: Server, senders, client_timeout: float = 15.0, retry_for: float = 60.0,
+    `server` may be a list of servers (API instances of one cluster): each thread then sends
+    its successive requests to them in turn, so one client's order crosses instances."""
+
+    def __init__(self, server, senders, client_timeout: float = 15.0, retry_for: float = 60.0,
                  name: str = "t"):
-        self.server = server
+        servers = list(server) if isinstance(server, (list, tuple)) else [server]
+        self.server = servers[0]
         self.senders = list(senders)
-        self.client = Api(server, timeout=client_timeout)
+        self.clients = [Api(s, timeout=client_timeout) for s in servers]
+        self.client = self.clients[0]
+        self.turn = [0] * len(self.senders)  # per thread: requests sent so far
         self.retry_for = retry_for
         self.name = name
         self.lock = threading.Lock()
@@ -794,13 +800,16 @@ class Traffic:
                 else:
                     self._send_one(i, msgs[0], user)
         finally:
-            self.client.close()
+            for c in self.clients:
+                c.close()
 
-    def _post(self, path, body, token):
+    def _post(self, i, path, body, token):
+        client = self.clients[self.turn[i] % len(self.clients)]
+        self.turn[i] += 1
         try:
-            r = self.client.post(path, json=body, token=token, retry=False)
+            r = client.post(path, json=body, token=token, retry=False)
         except TRANSPORT_ERRORS:
-            self.client.close()
+            client.close()
             self._count("transport")
             return None
         self._count(str(r.status))
@@ -831,7 +840,7 @@ class Traffic:
     def _send_one(self, i, m, user):
         deadline = time.monotonic() + self.retry_for
         while True:
-            r = self._post("/v1/messages", m, user.token)
+            r = self._post(i, "/v1/messages", m, user.token)
             if r is not None and r.status == 202 and (r.json or {}).get("message_id") == m["message_id"]:
                 self._ack(i, [m["message_id"]])
                 return
@@ -846,7 +855,7 @@ class Traffic:
         mids = [m["message_id"] for m in msgs]
         deadline = time.monotonic() + self.retry_for
         while True:
-            r = self._post("/v1/messages:batch", {"messages": msgs}, user.token)
+            r = self._post(i, "/v1/messages:batch", {"messages": msgs}, user.token)
             if r is not None and r.status == 202:
                 results = (r.json or {}).get("results") or []
                 ok = [res.get("status") == "accepted" and res.get("message_id") == mid

@@ -1,10 +1,11 @@
 """Routers fail over under traffic (cluster mode only; SPEC §6, ADR 0001).
 
-One `--role api` process and separate `--role router` processes share one PostgreSQL schema,
+Two `--role api` processes and separate `--role router` processes share one PostgreSQL schema,
 one Kafka topic prefix (the `messages` topic has 8 partitions, so the consumer group "router"
 really splits them) and one Redis prefix; each process has its own port and data dir. Sender
-threads post continuously (each sequentially to one conversation; unanswered requests and 503s
-are retried with the same message_id, bounded) while
+threads post continuously (each sequentially to one conversation, its successive requests
+alternating between the two api processes; unanswered requests and 503s are retried with the
+same message_id, bounded) while
 
   (a) one of two routers is killed with SIGKILL, its partitions must move to the survivor,
       and it is started again;
@@ -51,17 +52,20 @@ def shared_env(tag: str) -> dict:
 
 
 class RouterFailoverTest(unittest.TestCase):
-    """Each test gets its own backends and processes: api, router1, router2 (router3 spare)."""
+    """Each test gets its own backends and processes: api1, api2, router1, router2 (router3
+    spare)."""
 
     def setUp(self):
         self.env = shared_env("fo_" + self._testMethodName[5:15])
         self.procs: list[Server] = []
         self.traffic: Traffic | None = None
         self.api_srv = self._proc("api")
+        self.api_srv2 = self._proc("api")
         self.routers = [self._proc("router") for _ in range(3)]
         self.api = Api(self.api_srv)
         self.addCleanup(self.shut_down)  # also when a start below fails
         self.api_srv.start()
+        self.api_srv2.start()
         for r in self.routers[:2]:
             r.start()
 
@@ -74,7 +78,7 @@ class RouterFailoverTest(unittest.TestCase):
         if self.traffic is not None and not self.traffic.stop_event.is_set():
             self.traffic.stop_event.set()
         errors = []
-        for s in reversed(self.procs):  # routers first, the api last
+        for s in reversed(self.procs):  # routers first, the api processes last
             try:
                 if s.running():
                     s.stop()
@@ -118,7 +122,7 @@ class RouterFailoverTest(unittest.TestCase):
         for b in range(BATCH_THREADS):
             conv, members = convs[b]
             senders.append((conv, members[2], BATCH_SIZE))
-        self.traffic = Traffic(self.api_srv, senders, client_timeout=15, name="fo")
+        self.traffic = Traffic([self.api_srv, self.api_srv2], senders, client_timeout=15, name="fo")
         self.convs = convs
         return {conv: members[0].token for conv, members in convs}
 
