@@ -26,6 +26,7 @@
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
 #include "pipeline/faulty_store.hpp"
+#include "pipeline/file_merger.hpp"
 #include "pipeline/log_channel_dispatch.hpp"
 #include "pipeline/message_router.hpp"
 
@@ -115,6 +116,8 @@ int serve(config cfg) {
   cfg.auth.jwt_secret = resolve_jwt_secret(cfg);
   const bool runs_api = cfg.role == "all" || cfg.role == "api";
   const bool runs_router = cfg.role == "all" || cfg.role == "router";
+  const bool runs_merger = cfg.role == "all" || cfg.role == "merger";
+  const bool runs_gc = cfg.role == "all" || cfg.role == "gc";
 
   obs::metrics_registry metrics;
   system_clock clk;
@@ -138,7 +141,14 @@ int serve(config cfg) {
 
   auth_service auth(db, db, clk, cfg.auth, blocking.get_executor(), &fan);
   conversation_service conversations(db, db, db, members, fan, clk, cfg.limits);
-  message_service messages(members, db, event_log, inflight, clk, cfg.limits);
+  message_service messages(members, db, event_log, inflight, clk, cfg.limits, &db);
+  auto blobs_ptr = make_blob_store(cfg);
+  upload_service files(db, members, *blobs_ptr, event_log, clk, cfg.uploads,
+                       cfg.blobs.s3_key_prefix);
+  std::optional<file_merger> merger;
+  if (runs_merger) merger.emplace(event_log, files);
+  std::optional<upload_gc> gc;
+  if (runs_gc) gc.emplace(files, std::chrono::seconds(cfg.uploads.gc_interval_s));
   // Tests only (router.fail_store_message_ids): the router's store fails for those ids.
   std::unique_ptr<faulty_store> fault_injection;
   message_store* router_store = &db;
@@ -176,7 +186,7 @@ int serve(config cfg) {
 
   std::atomic<bool> ready{false};
   api::route_table routes;
-  api::api_services services{auth, conversations, messages, db, metrics, cfg, ready};
+  api::api_services services{auth, conversations, messages, db, metrics, cfg, ready, files};
   if (runs_api)
     api::register_all_routes(routes, services);
   else
@@ -199,12 +209,27 @@ int serve(config cfg) {
       }
     });
   }
+  auto log_stop = [](const char* what) {
+    return [what](std::exception_ptr ep) {
+      if (!ep) return;
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        log::error(what, {{"what", e.what()}});
+      }
+    };
+  };
+  if (merger)
+    asio::co_spawn(pipeline_ctx, merger->run(), log_stop("merger stopped by an exception"));
+  if (gc) asio::co_spawn(pipeline_ctx, gc->run(), log_stop("upload gc stopped by an exception"));
   asio::signal_set signals(pipeline_ctx, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("signal received, draining", {{"signal", sig}});
     ready = false;
     server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s));
+    if (merger) merger->stop();
+    if (gc) gc->stop();
     if (router)
       router->stop();
     else
@@ -216,6 +241,7 @@ int serve(config cfg) {
                                  {"store", cfg.storage.backend},
                                  {"log", cfg.log.backend},
                                  {"fanout", cfg.fanout.backend},
+                                 {"blobs", cfg.blobs.backend},
                                  {"recovered_records", static_cast<std::int64_t>(recovered)}});
   pipeline_ctx.run();  // returns once the router loop ended (or the api-only guard dropped)
   event_log.stop();
