@@ -327,8 +327,8 @@ class UploadFlowTest(UploadCase):
             "file_size": 2 * 1024 * MIB + 1})
         self.assertError(r, 413)
 
-        # Declared image/png, content is not: refused (uploads.magic_mismatch = reject here).
-        fake = Content(1 * MIB, 5 * MIB)
+        # Declared image/png, the content is a GIF: refused (uploads.magic_mismatch = reject here).
+        fake = Content(1 * MIB, 5 * MIB, head=b"GIF89a\x01\x00\x01\x00\x80\x00\x00")
         up = self.initiate(self.alice, self.conv, fake, filename="pic.png", mime_type="image/png")
         self.upload_all(self.alice, up["upload_id"], fake)
         self.api.post(f"/v1/files/{up['upload_id']}/complete", token=self.alice.token)
