@@ -105,9 +105,9 @@ error bad_input(std::string field, std::string reason, std::string message,
 }
 
 error wrong_size(int n, std::uint64_t size) {
-  return bad_input("body", "must be exactly " + std::to_string(size) + " bytes",
-                   "chunk " + std::to_string(n) + " must be exactly " + std::to_string(size) +
-                       " bytes");
+  return bad_input(
+      "body", "must be exactly " + std::to_string(size) + " bytes",
+      "chunk " + std::to_string(n) + " must be exactly " + std::to_string(size) + " bytes");
 }
 
 error missing_chunks_error(const upload_record& rec) {
@@ -211,8 +211,7 @@ task<result<upload_service::chunk_result>> upload_service::put_chunk(
   if (content_length && *content_length > size)
     co_return error{errc::too_large, "chunk " + std::to_string(n) + " must be exactly " +
                                          std::to_string(size) + " bytes"};
-  if (content_length && *content_length < size)
-    co_return wrong_size(n, size);
+  if (content_length && *content_length < size) co_return wrong_size(n, size);
 
   const auto existing = std::find_if(rec->chunks.begin(), rec->chunks.end(),
                                      [n](const upload_chunk& c) { return c.number == n; });
@@ -223,8 +222,7 @@ task<result<upload_service::chunk_result>> upload_service::put_chunk(
       crypto::sha256_stream sha;
       auto read = co_await drain(body, size + 1, &sha, nullptr);
       if (!read) co_return std::move(read).err();
-      if (*read != size)
-        co_return wrong_size(n, size);
+      if (*read != size) co_return wrong_size(n, size);
       got = crypto::to_hex(sha.finish());
     }
     if (got != existing->sha256_hex)
@@ -241,8 +239,7 @@ task<result<upload_service::chunk_result>> upload_service::put_chunk(
   hashing_source src(body, size, nullptr);
   auto tag = co_await blobs_.put_part(rec->blob_key, rec->blob_upload, n, size, src);
   if (!tag) {
-    if (tag.err().code == errc::invalid_input)
-      co_return wrong_size(n, size);
+    if (tag.err().code == errc::invalid_input) co_return wrong_size(n, size);
     co_return std::move(tag).err();
   }
   if (!content_length) {
