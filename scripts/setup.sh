@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev
   libpq-dev librdkafka-dev libhiredis-dev
   postgresql redis-server maven openjdk-17-jre-headless
+  libcurl4-openssl-dev libmagic-dev
   python3 wrk clang-format procps jq
 )
 

@@ -12,6 +12,7 @@
 #include "domain/conversation_service.hpp"
 #include "domain/message_service.hpp"
 #include "domain/ports/store.hpp"
+#include "domain/upload_service.hpp"
 #include "obs/metrics.hpp"
 
 namespace chat4all::api {
@@ -37,12 +38,15 @@ struct api_services {
   obs::metrics_registry& metrics;
   const config& cfg;
   std::atomic<bool>& ready;  // false until start-up catch-up is done, and while draining
+  upload_service& files;
   std::vector<dependency_probe> probes = {};
 };
 
 void register_auth_routes(route_table& routes, api_services& s);
 void register_conversation_routes(route_table& routes, api_services& s);
 void register_message_routes(route_table& routes, api_services& s);
+void register_file_routes(route_table& routes, api_services& s);  // SPEC §5 chunked API
+void register_tus_routes(route_table& routes, api_services& s);   // tus 1.0 at /v1/tus/
 void register_ops_routes(route_table& routes, api_services& s);
 void register_docs_routes(route_table& routes, api_services& s);  // /openapi.json, /docs
 
@@ -50,6 +54,8 @@ inline void register_all_routes(route_table& routes, api_services& s) {
   register_auth_routes(routes, s);
   register_conversation_routes(routes, s);
   register_message_routes(routes, s);
+  register_file_routes(routes, s);
+  register_tus_routes(routes, s);
   register_ops_routes(routes, s);
   register_docs_routes(routes, s);
 }

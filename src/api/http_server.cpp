@@ -12,10 +12,12 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <array>
@@ -77,6 +79,102 @@ void log_exception(std::string_view what, std::exception_ptr e) {
   }
 }
 
+// The request body of a streaming route, read through the handler's buffers, and the
+// optional streamed response.
+class connection_stream_io final : public stream_io, public byte_sink {
+ public:
+  connection_stream_io(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                       http::request_parser<http::buffer_body>& parser, int timeout_s,
+                       bool expect_continue)
+      : stream_(stream),
+        buffer_(buffer),
+        parser_(parser),
+        timeout_(std::chrono::seconds(timeout_s)),
+        expect_continue_(expect_continue) {}
+
+  std::optional<std::uint64_t> content_length() const override {
+    auto cl = parser_.content_length();
+    if (!cl) return std::nullopt;
+    return static_cast<std::uint64_t>(*cl);
+  }
+  bool body_done() const override { return parser_.is_done(); }
+
+  asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
+    if (buf.empty()) co_return std::size_t{0};
+    while (!parser_.is_done()) {
+      if (expect_continue_) {
+        expect_continue_ = false;
+        http::response<http::empty_body> cont{http::status::continue_, 11};
+        stream_.expires_after(timeout_);
+        auto [cec, cn] = co_await http::async_write(stream_, cont, nothrow);
+        if (cec) co_return error{errc::unavailable, "the client went away"};
+      }
+      auto& body = parser_.get().body();
+      body.data = buf.data();
+      body.size = buf.size();
+      stream_.expires_after(timeout_);
+      auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser_, nothrow);
+      const std::size_t got = buf.size() - body.size;
+      body.data = nullptr;
+      body.size = 0;
+      if (ec && ec != http::error::need_buffer) {
+        if (ec == http::error::body_limit)
+          co_return error{errc::too_large, "request body too large"};
+        if (is_malformed(ec)) co_return error{errc::invalid_input, "malformed request body"};
+        co_return error{errc::unavailable, "the client went away: " + ec.message()};
+      }
+      if (got > 0) co_return got;
+    }
+    co_return std::size_t{0};
+  }
+
+  asio::awaitable<result<byte_sink*>> begin_response(response head) override {
+    http::response<http::empty_body> h{std::move(head.base())};
+    responded_ = true;
+    status_ = h.result_int();
+    promised_ = 0;
+    for (char c : h[http::field::content_length])
+      if (c >= '0' && c <= '9') promised_ = promised_ * 10 + static_cast<std::uint64_t>(c - '0');
+    stream_.expires_after(timeout_);
+    http::response_serializer<http::empty_body> sr{h};
+    auto [ec, n] = co_await http::async_write_header(stream_, sr, nothrow);
+    if (ec) {
+      failed_ = true;
+      co_return error{errc::unavailable, "the client went away"};
+    }
+    co_return static_cast<byte_sink*>(this);
+  }
+
+  asio::awaitable<result<void>> write(std::string_view bytes) override {
+    stream_.expires_after(timeout_);
+    auto [ec, n] =
+        co_await asio::async_write(stream_, asio::buffer(bytes.data(), bytes.size()), nothrow);
+    if (ec) {
+      failed_ = true;
+      co_return error{errc::unavailable, "the client went away"};
+    }
+    written_ += bytes.size();
+    co_return ok;
+  }
+
+  bool responded() const noexcept { return responded_; }
+  // The response went out whole: its body had the promised Content-Length.
+  bool complete() const noexcept { return !failed_ && written_ == promised_; }
+  unsigned status() const noexcept { return status_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  beast::flat_buffer& buffer_;
+  http::request_parser<http::buffer_body>& parser_;
+  std::chrono::seconds timeout_;
+  bool expect_continue_;
+  bool responded_ = false;
+  bool failed_ = false;
+  unsigned status_ = 0;
+  std::uint64_t promised_ = 0;
+  std::uint64_t written_ = 0;
+};
+
 }  // namespace
 
 struct http_server::impl {
@@ -135,6 +233,12 @@ struct http_server::impl {
   asio::awaitable<bool> serve_one(worker& w, conn_state& st, beast::tcp_stream& stream,
                                   beast::flat_buffer& buffer, const std::string& remote_ip);
   asio::awaitable<void> linger_close(beast::tcp_stream& stream);
+  asio::awaitable<bool> serve_stream(route_stats& rs, route_match& m, beast::tcp_stream& stream,
+                                     beast::flat_buffer& buffer,
+                                     http::request_parser<http::string_body>& parser,
+                                     std::string rid, std::string trace_id,
+                                     std::optional<principal> caller, const std::string& remote_ip,
+                                     steady::time_point t0);
 
   server_config cfg_;
   route_table& routes_;
@@ -433,7 +537,7 @@ asio::awaitable<bool> http_server::impl::serve_one(worker& w, conn_state& st,
     if (cl && *cl > limit) {
       res = error_response(
           req, error{errc::too_large, "request body exceeds " + std::to_string(limit) + " bytes"});
-    } else if (!parser.is_done()) {
+    } else if (!parser.is_done() && !m.r->stream) {
       parser.body_limit(limit);
       if (beast::iequals(req[http::field::expect], "100-continue")) {
         http::response<http::empty_body> cont{http::status::continue_, 11};
@@ -452,6 +556,9 @@ asio::awaitable<bool> http_server::impl::serve_one(worker& w, conn_state& st,
     }
   }
 
+  if (!res && !threw && m.r->stream)
+    co_return co_await serve_stream(rs, m, stream, buffer, parser, std::move(rid),
+                                    std::move(trace_id), std::move(caller), remote_ip, t0);
   if (!res && !threw) {
     request_context ctx{
         req,       rid,     path, std::move(m.params), parse_query(query), std::move(caller),
@@ -505,6 +612,56 @@ asio::awaitable<bool> http_server::impl::serve_one(worker& w, conn_state& st,
   }
   if (wec) co_return false;
   if (!keep && !parser.is_done()) co_await linger_close(stream);
+  co_return keep;
+}
+
+asio::awaitable<bool> http_server::impl::serve_stream(
+    route_stats& rs, route_match& m, beast::tcp_stream& stream, beast::flat_buffer& buffer,
+    http::request_parser<http::string_body>& parser, std::string rid, std::string trace_id,
+    std::optional<principal> caller, const std::string& remote_ip, steady::time_point t0) {
+  // A copy of the header stays readable for the handler (ctx.req) while the body parser
+  // takes over the parsing state.
+  request head(parser.get().base());
+  auto [path, query] = split_target(head.target());
+  request_context ctx{
+      head,      rid,     path, std::move(m.params), parse_query(query), std::move(caller),
+      remote_ip, trace_id};
+  const bool expect_continue = beast::iequals(head[http::field::expect], "100-continue");
+  http::request_parser<http::buffer_body> body_parser{std::move(parser)};
+  const std::size_t limit = m.r->options.body_limit ? m.r->options.body_limit : cfg_.max_body_bytes;
+  body_parser.body_limit(limit);
+  connection_stream_io io(stream, buffer, body_parser, cfg_.read_timeout_s, expect_continue);
+
+  std::optional<response> res;
+  bool threw = false;
+  try {
+    res = co_await m.r->stream(ctx, io);
+  } catch (const std::exception& e) {
+    threw = true;
+    log::error(log::context{ctx.request_id, ctx.trace_id}, "handler threw",
+               {{"route", rs.name}, {"error", e.what()}});
+  }
+  auto seconds = [t0] { return std::chrono::duration<double>(steady::now() - t0).count(); };
+  if (io.responded()) {
+    if (threw) rs.exceptions->inc();
+    count(rs, io.status(), seconds());
+    // A streamed response has no room for an error: a failure mid-way closes the connection.
+    co_return !threw && io.complete() && body_parser.is_done() && head.keep_alive() &&
+        !stopping_.load();
+  }
+  if (threw || !res) {
+    rs.exceptions->inc();
+    res = error_response(head, error{errc::internal, "internal error"});
+  }
+  finalize(*res, head, ctx.request_id);
+  const bool done = body_parser.is_done();
+  const bool keep = head.keep_alive() && res->keep_alive() && done && !stopping_.load();
+  res->keep_alive(keep);
+  stream.expires_after(std::chrono::seconds(cfg_.read_timeout_s));
+  auto [wec, wn] = co_await http::async_write(stream, *res, nothrow);
+  count(rs, res->result_int(), seconds());
+  if (wec) co_return false;
+  if (!keep && !done) co_await linger_close(stream);
   co_return keep;
 }
 

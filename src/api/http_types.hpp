@@ -17,6 +17,7 @@
 
 #include "core/error.hpp"
 #include "domain/entities.hpp"
+#include "domain/ports/blob_store.hpp"  // byte_source, byte_sink
 
 namespace chat4all::api {
 
@@ -42,6 +43,31 @@ struct request_context {
 };
 
 using handler = std::function<boost::asio::awaitable<response>(request_context&)>;
+
+// What a streaming route (route_table::add_stream) gets instead of a read body: the request
+// body as a byte_source read in the handler's own fixed-size buffers as it arrives (never
+// buffered whole; read_some returns 0 at its end; 100-continue is answered on the first
+// read; the route's body_limit holds for chunked bodies too: too_large), and optionally a
+// streamed response. Errors from read_some: unavailable (the client went away or stalled past
+// server.read_timeout_s), too_large, invalid_input (malformed chunked framing).
+// Lives on the connection's coroutine frame: use it only until the handler returns.
+class stream_io : public byte_source {
+ public:
+  // The request's Content-Length, when it has one (not for chunked bodies).
+  virtual std::optional<std::uint64_t> content_length() const = 0;
+  // True once the whole request body was read.
+  virtual bool body_done() const = 0;
+  // Writes `head` (status and headers, which must include Content-Length) and returns a sink
+  // for exactly that many body bytes; X-Request-ID and the connection headers are added. After
+  // this the handler must return nullopt. Errors: unavailable (the client went away).
+  virtual boost::asio::awaitable<result<byte_sink*>> begin_response(response head) = 0;
+};
+
+// A streaming route's handler: a response for the server to write, or nullopt when it wrote
+// its own through stream_io::begin_response. Unread body bytes make the server close the
+// connection after the response (keep-alive continues when the body was read to its end).
+using stream_handler =
+    std::function<boost::asio::awaitable<std::optional<response>>(request_context&, stream_io&)>;
 
 struct route_options {
   std::string name;            // low-cardinality metric label, e.g. "POST /v1/messages"

@@ -132,6 +132,14 @@ const route& route_table::add_upgrade(http::verb verb, std::string_view pattern,
   return r;
 }
 
+const route& route_table::add_stream(http::verb verb, std::string_view pattern,
+                                     route_options options, stream_handler fn) {
+  if (!fn) throw std::invalid_argument("empty handler for route " + std::string(pattern));
+  route& r = insert(verb, pattern, std::move(options));
+  r.stream = std::move(fn);
+  return r;
+}
+
 route_match route_table::match(http::verb verb, std::string_view path) const {
   // Raw segments once; at most a few dozen routes, so a linear scan beats a trie here.
   std::vector<std::string_view> segs;

@@ -35,8 +35,9 @@ struct route {
   http::verb verb;
   std::string pattern;
   route_options options;    // options.name defaults to "<VERB> <pattern>"
-  handler fn;               // empty for upgrade routes
+  handler fn;               // empty for upgrade and stream routes
   upgrade_handler upgrade;  // set only for upgrade routes
+  stream_handler stream;    // set only for stream routes
   std::size_t index = 0;    // dense position in the table, for per-route state
 
   struct segment {
@@ -62,6 +63,10 @@ class route_table {
   const route& add(http::verb verb, std::string_view pattern, route_options options, handler fn);
   const route& add_upgrade(http::verb verb, std::string_view pattern, route_options options,
                            upgrade_handler fn);
+  // A route whose body is streamed to the handler (uploads) instead of read whole first;
+  // options.body_limit bounds it (413 before the handler when Content-Length is larger).
+  const route& add_stream(http::verb verb, std::string_view pattern, route_options options,
+                          stream_handler fn);
 
   // `path` is the request target without its query string, still percent-encoded.
   route_match match(http::verb verb, std::string_view path) const;

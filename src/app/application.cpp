@@ -27,6 +27,7 @@
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
 #include "pipeline/faulty_store.hpp"
+#include "pipeline/file_merger.hpp"
 #include "pipeline/log_channel_dispatch.hpp"
 #include "pipeline/message_router.hpp"
 #include "pipeline/outbox_log.hpp"
@@ -126,6 +127,8 @@ int serve(config cfg) {
     log::error("role relay needs log.backend = kafka, storage.backend = postgres and log.outbox");
     return 1;
   }
+  const bool runs_merger = cfg.role == "all" || cfg.role == "merger";
+  const bool runs_gc = cfg.role == "all" || cfg.role == "gc";
 
   obs::metrics_registry metrics;
   system_clock clk;
@@ -165,7 +168,14 @@ int serve(config cfg) {
   conversation_service conversations(db, db, db, members, fan, clk, cfg.limits);
   message_service messages(members, db,
                            api_log ? static_cast<chat4all::event_log&>(*api_log) : event_log,
-                           inflight, clk, cfg.limits);
+                           inflight, clk, cfg.limits, &db);
+  auto blobs_ptr = make_blob_store(cfg);
+  upload_service files(db, members, *blobs_ptr, event_log, clk, cfg.uploads,
+                       cfg.blobs.s3_key_prefix);
+  std::optional<file_merger> merger;
+  if (runs_merger) merger.emplace(event_log, files);
+  std::optional<upload_gc> gc;
+  if (runs_gc) gc.emplace(files, std::chrono::seconds(cfg.uploads.gc_interval_s));
   // Tests only (router.fail_store_message_ids): the router's store fails for those ids.
   std::unique_ptr<faulty_store> fault_injection;
   message_store* router_store = &db;
@@ -206,7 +216,7 @@ int serve(config cfg) {
 
   std::atomic<bool> ready{false};
   api::route_table routes;
-  api::api_services services{auth, conversations, messages, db, metrics, cfg, ready};
+  api::api_services services{auth, conversations, messages, db, metrics, cfg, ready, files};
   if (kafka != nullptr) {
     // Kafka unreachable: still ready when accepted messages can go to the outbox.
     services.probes.push_back({"log", [kafka, uses_outbox]() -> api::dependency_state {
@@ -231,7 +241,7 @@ int serve(config cfg) {
   pipeline_ctx.restart();
   auto work = asio::make_work_guard(pipeline_ctx);  // keeps run() alive in api-only roles
   // The loop ends when every stage that runs here has stopped.
-  int stages = (router ? 1 : 0) + (relay ? 1 : 0);
+  int stages = (router ? 1 : 0) + (relay ? 1 : 0) + (merger ? 1 : 0) + (gc ? 1 : 0);
   auto stage_done = [&work, &stages](const char* what) {
     return [&work, &stages, what](std::exception_ptr ep) {
       if (--stages == 0) work.reset();
@@ -245,6 +255,8 @@ int serve(config cfg) {
   };
   if (router) asio::co_spawn(pipeline_ctx, router->run(), stage_done("router"));
   if (relay) asio::co_spawn(pipeline_ctx, relay->run(), stage_done("relay"));
+  if (merger) asio::co_spawn(pipeline_ctx, merger->run(), stage_done("merger"));
+  if (gc) asio::co_spawn(pipeline_ctx, gc->run(), stage_done("upload gc"));
   asio::signal_set signals(pipeline_ctx, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
@@ -253,6 +265,8 @@ int serve(config cfg) {
     server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s));
     if (router) router->stop();
     if (relay) relay->stop();
+    if (merger) merger->stop();
+    if (gc) gc->stop();
     if (stages == 0) work.reset();
   });
   ready = true;
@@ -262,6 +276,7 @@ int serve(config cfg) {
                                  {"log", cfg.log.backend},
                                  {"fanout", cfg.fanout.backend},
                                  {"outbox", uses_outbox},
+                                 {"blobs", cfg.blobs.backend},
                                  {"recovered_records", static_cast<std::int64_t>(recovered)}});
   pipeline_ctx.run();  // returns once the router loop ended (or the api-only guard dropped)
   event_log.stop();

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   auto* serve = cli.add_subcommand("serve", "run the server");
   add_common(serve);
   serve->add_option("--listen", listen, "host:port to listen on (server.listen)");
-  serve->add_option("--role", role, "all | api | router | relay");
+  serve->add_option("--role", role, "all | api | router | relay | merger | gc");
   serve->add_flag("--seed-demo-users", seed_demo,
                   "create users alice, bob, carol, dave (password demo-password)");
 

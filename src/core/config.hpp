@@ -95,13 +95,41 @@ struct relay_config {
   int max_attempts = 5;  // refusals of one entry by the log before it is dead-lettered
 };
 
+// Resumable uploads (SPEC §5).
+struct uploads_config {
+  std::uint64_t max_file_size = 2ull * 1024 * 1024 * 1024;  // 2 GiB; larger -> 413
+  std::uint64_t default_chunk_size = 10ull * 1024 * 1024;
+  std::uint64_t min_chunk_size = 5ull * 1024 * 1024;  // S3's smallest part (but the last)
+  std::uint64_t max_chunk_size = 64ull * 1024 * 1024;
+  int expiry_s = 24 * 3600;      // an upload not completed by then is removed (EXPIRED)
+  int gc_interval_s = 300;       // how often the gc task looks for expired uploads
+  int max_active_per_user = 10;  // uploads UPLOADING or MERGING at once per user
+  std::uint64_t max_bytes_per_user = 20ull * 1024 * 1024 * 1024;  // their total size
+  std::string magic_mismatch = "record";  // "record" | "reject": declared type vs magic bytes
+  bool download_redirect = false;         // S3: answer downloads with 302 to a presigned URL
+  int presign_ttl_s = 900;
+};
+
+// Where uploaded bytes live.
+struct blobs_config {
+  std::string backend = "fs";  // "fs" (under storage.data_dir) | "s3"
+  std::string fs_dir;          // "" = <data_dir>/blobs
+  std::string s3_endpoint;     // http(s)://host:port, required with backend = s3
+  std::string s3_bucket = "chat4all";
+  std::string s3_region = "us-east-1";
+  std::string s3_access_key;
+  std::string s3_secret_key;
+  std::string s3_public_endpoint;  // host clients reach for presigned URLs ("" = s3_endpoint)
+  std::string s3_key_prefix;       // prepended to every object key
+};
+
 struct logging_config {
   std::string level = "info";   // trace | debug | info | warn | error
   std::string format = "json";  // json | text
 };
 
 struct config {
-  std::string role = "all";  // all | api | router | relay
+  std::string role = "all";  // all | api | router | relay | merger | gc
   bool seed_demo_users = false;
   server_config server;
   storage_config storage;
@@ -111,6 +139,8 @@ struct config {
   limits_config limits;
   router_config router;
   relay_config relay;
+  uploads_config uploads;
+  blobs_config blobs;
   logging_config logging;
 };
 

@@ -150,9 +150,11 @@ constexpr std::int64_t kib = 1024, mib = 1024 * kib, gib = 1024 * mib;
 
 std::vector<key_spec> build_specs() {
   std::vector<key_spec> v;
-  v.push_back(choice("", "role", member(&config::role), {"all", "api", "router", "relay"},
+  v.push_back(choice("", "role", member(&config::role),
+                     {"all", "api", "router", "relay", "merger", "gc"},
                      "What this process runs: everything, only the HTTP/WebSocket API, only "
-                     "the router, or only the outbox relay."));
+                     "the router, only the outbox relay, only the file merger, or only the "
+                     "expired-upload collector."));
   v.push_back(boolean("", "seed_demo_users", member(&config::seed_demo_users),
                       "Create demo users at startup (for demos and tests)."));
 
@@ -316,6 +318,66 @@ std::vector<key_spec> build_specs() {
   v.push_back(integer("relay", "max_attempts", re(&relay_config::max_attempts), 1, 100,
                       "Times Kafka may refuse one outbox entry (e.g. too large) before it goes "
                       "to message_processing_dlq and its message is marked FAILED."));
+  const auto up = [](auto m) { return member(&config::uploads, m); };
+  v.push_back(integer("uploads", "max_file_size", up(&uploads_config::max_file_size), 1, 64 * gib,
+                      "Largest file an upload may declare, in bytes; larger -> 413."));
+  v.push_back(integer("uploads", "default_chunk_size", up(&uploads_config::default_chunk_size), kib,
+                      gib, "Chunk size when the client does not ask for one, in bytes."));
+  v.push_back(integer("uploads", "min_chunk_size", up(&uploads_config::min_chunk_size), kib, gib,
+                      "Smallest chunk size a client may ask for (S3 parts are at least 5 MiB)."));
+  v.push_back(integer("uploads", "max_chunk_size", up(&uploads_config::max_chunk_size), kib, gib,
+                      "Largest chunk size a client may ask for, in bytes."));
+  v.push_back(integer("uploads", "expiry_s", up(&uploads_config::expiry_s), 1, 365 * 86400,
+                      "Seconds after initiation at which an unfinished upload expires: its "
+                      "parts and rows are removed and its status becomes EXPIRED."));
+  v.push_back(integer("uploads", "gc_interval_s", up(&uploads_config::gc_interval_s), 1, 86400,
+                      "How often the gc task removes expired uploads, in seconds."));
+  v.push_back(integer("uploads", "max_active_per_user", up(&uploads_config::max_active_per_user), 0,
+                      100000, "Unfinished uploads per user at once (0 = no limit); more -> 429."));
+  v.push_back(integer("uploads", "max_bytes_per_user", up(&uploads_config::max_bytes_per_user), 0,
+                      1024 * gib,
+                      "Total declared size of a user's unfinished uploads (0 = no limit); "
+                      "more -> 413."));
+  v.push_back(choice("uploads", "magic_mismatch", up(&uploads_config::magic_mismatch),
+                     {"record", "reject"},
+                     "When a file's magic bytes contradict its declared type: record the "
+                     "detected type and complete, or fail the upload."));
+  v.push_back(boolean("uploads", "download_redirect", up(&uploads_config::download_redirect),
+                      "With blobs.backend = s3, answer downloads with 302 to a presigned URL "
+                      "on blobs.s3_public_endpoint instead of streaming through the server."));
+  v.push_back(integer("uploads", "presign_ttl_s", up(&uploads_config::presign_ttl_s), 1, 7 * 86400,
+                      "Lifetime of presigned download URLs, in seconds."));
+
+  const auto bl = [](auto m) { return member(&config::blobs, m); };
+  const auto any_text = [](std::string_view) { return true; };
+  v.push_back(choice("blobs", "backend", bl(&blobs_config::backend), {"fs", "s3"},
+                     "Where uploaded files live: the local file system or an S3-compatible "
+                     "object store (MinIO)."));
+  v.push_back(text("blobs", "fs_dir", bl(&blobs_config::fs_dir), "a path", any_text,
+                   "Directory of the fs backend; empty: <storage.data_dir>/blobs."));
+  v.push_back(text(
+      "blobs", "s3_endpoint", bl(&blobs_config::s3_endpoint), "empty or an http(s):// URL",
+      [](std::string_view u) {
+        return u.empty() || u.starts_with("http://") || u.starts_with("https://");
+      },
+      "S3 endpoint (http://127.0.0.1:29400); required with backend = s3."));
+  v.push_back(text("blobs", "s3_bucket", bl(&blobs_config::s3_bucket), "a non-empty bucket name",
+                   non_empty, "S3 bucket holding the files (must exist)."));
+  v.push_back(text("blobs", "s3_region", bl(&blobs_config::s3_region), "a non-empty region",
+                   non_empty, "Region used in SigV4 signatures."));
+  v.push_back(text("blobs", "s3_access_key", bl(&blobs_config::s3_access_key), "any string",
+                   any_text, "S3 access key id.", true));
+  v.push_back(text("blobs", "s3_secret_key", bl(&blobs_config::s3_secret_key), "any string",
+                   any_text, "S3 secret access key.", true));
+  v.push_back(text(
+      "blobs", "s3_public_endpoint", bl(&blobs_config::s3_public_endpoint),
+      "empty or an http(s):// URL",
+      [](std::string_view u) {
+        return u.empty() || u.starts_with("http://") || u.starts_with("https://");
+      },
+      "Endpoint clients can reach, used as the host of presigned URLs; empty: s3_endpoint."));
+  v.push_back(text("blobs", "s3_key_prefix", bl(&blobs_config::s3_key_prefix), "any string",
+                   any_text, "Prefix of every object key (several deployments in one bucket)."));
 
   const auto lo = [](auto m) { return member(&config::logging, m); };
   v.push_back(choice("logging", "level", lo(&logging_config::level),

@@ -103,6 +103,57 @@ std::string sha256_stream::finish() {
   return out;
 }
 
+struct digest_stream::impl {
+  EVP_MD_CTX* ctx = nullptr;
+  const EVP_MD* md = nullptr;
+  explicit impl(const EVP_MD* m) : ctx(EVP_MD_CTX_new()), md(m) {
+    if (ctx == nullptr) openssl_failure("EVP_MD_CTX_new");
+    if (EVP_DigestInit_ex(ctx, md, nullptr) != 1) openssl_failure("EVP_DigestInit_ex");
+  }
+  ~impl() { EVP_MD_CTX_free(ctx); }
+};
+
+digest_stream::digest_stream(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+digest_stream::~digest_stream() = default;
+digest_stream::digest_stream(digest_stream&&) noexcept = default;
+digest_stream& digest_stream::operator=(digest_stream&&) noexcept = default;
+
+std::optional<digest_stream> digest_stream::create(std::string_view algorithm) {
+  const EVP_MD* md = algorithm == "sha1"     ? EVP_sha1()
+                     : algorithm == "sha256" ? EVP_sha256()
+                                             : nullptr;
+  if (md == nullptr) return std::nullopt;
+  return digest_stream(std::make_unique<impl>(md));
+}
+
+void digest_stream::update(std::string_view data) {
+  if (EVP_DigestUpdate(impl_->ctx, data.data(), data.size()) != 1)
+    openssl_failure("EVP_DigestUpdate");
+}
+
+std::string digest_stream::finish() {
+  std::string out(static_cast<std::size_t>(EVP_MD_get_size(impl_->md)), '\0');
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(impl_->ctx, reinterpret_cast<unsigned char*>(out.data()), &len) != 1)
+    openssl_failure("EVP_DigestFinal_ex");
+  out.resize(len);
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  std::string url(text);
+  for (char& c : url) {
+    if (c == '+')
+      c = '-';
+    else if (c == '/')
+      c = '_';
+    else if (c == '-' || c == '_')
+      return std::nullopt;
+  }
+  return base64url_decode(url);
+}
+
 std::string to_hex(std::string_view bytes) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out;

@@ -52,6 +52,28 @@ class sha256_stream {
   std::unique_ptr<impl> impl_;
 };
 
+// Incremental digest by algorithm name ("sha1", "sha256"), for protocols that let the client
+// choose (tus checksum extension). Movable, not copyable.
+class digest_stream {
+ public:
+  // nullopt for an unsupported algorithm name.
+  static std::optional<digest_stream> create(std::string_view algorithm);
+  ~digest_stream();
+  digest_stream(digest_stream&&) noexcept;
+  digest_stream& operator=(digest_stream&&) noexcept;
+  void update(std::string_view data);
+  std::string finish();  // raw digest
+
+ private:
+  struct impl;
+  explicit digest_stream(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+// Standard base64 (RFC 4648 §4, '+' '/' and optional '=' padding) decoding; nullopt when
+// malformed.
+std::optional<std::string> base64_decode(std::string_view text);
+
 // Lowercase hex of raw bytes.
 std::string to_hex(std::string_view bytes);
 

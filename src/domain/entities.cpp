@@ -27,3 +27,28 @@ const char* to_string(message_status s) noexcept {
 }
 
 }  // namespace chat4all
+
+namespace chat4all {
+
+namespace {
+constexpr std::pair<upload_status, const char*> upload_status_names[] = {
+    {upload_status::uploading, "UPLOADING"},
+    {upload_status::merging, "MERGING"},
+    {upload_status::completed, "COMPLETED"},
+    {upload_status::failed, "FAILED"},
+    {upload_status::expired, "EXPIRED"}};
+}  // namespace
+
+const char* to_string(upload_status s) noexcept {
+  for (const auto& [v, name] : upload_status_names)
+    if (v == s) return name;
+  return "UPLOADING";
+}
+
+std::optional<upload_status> parse_upload_status(std::string_view s) noexcept {
+  for (const auto& [v, name] : upload_status_names)
+    if (s == name) return v;
+  return std::nullopt;
+}
+
+}  // namespace chat4all

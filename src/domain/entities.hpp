@@ -134,3 +134,49 @@ struct principal {
 };
 
 }  // namespace chat4all
+
+namespace chat4all {
+
+// SPEC §5: UPLOADING -> MERGING -> COMPLETED | FAILED (reason); EXPIRED when abandoned.
+enum class upload_status { uploading, merging, completed, failed, expired };
+const char* to_string(upload_status s) noexcept;  // "UPLOADING", ...
+std::optional<upload_status> parse_upload_status(std::string_view s) noexcept;
+
+// One stored chunk (1-based number), as recorded once its bytes are durable in the blob store.
+struct upload_chunk {
+  int number = 0;
+  std::uint64_t size = 0;
+  std::string sha256_hex;  // of the chunk's bytes
+  std::string etag;        // blob store part tag (S3 ETag; fs: the sha256)
+};
+
+// An upload and, once COMPLETED, the file it produced (file_id == upload_id).
+struct upload_record {
+  uuid id;
+  user_id owner = 0;
+  conversation_id conversation = 0;
+  std::string filename;
+  std::string mime_type;
+  std::uint64_t file_size = 0;
+  std::uint64_t chunk_size = 0;
+  int total_chunks = 0;
+  std::string checksum_sha256;  // hex, as given by the client ("" = none)
+  upload_status status = upload_status::uploading;
+  std::string reason;         // why FAILED / EXPIRED
+  std::string blob_key;       // object key in the blob store
+  std::string blob_upload;    // the blob store's multipart handle (S3 UploadId)
+  std::string protocol;       // "chunked" | "tus"
+  std::string file_sha256;    // hex, computed at merge
+  std::string detected_mime;  // from the magic bytes, at merge
+  timestamp_us created_at = 0;
+  timestamp_us expires_at = 0;
+  timestamp_us updated_at = 0;
+  std::vector<upload_chunk> chunks;  // sorted by number (filled by find_upload)
+
+  std::uint64_t chunk_bytes(int n) const noexcept {
+    if (n < total_chunks) return chunk_size;
+    return file_size - chunk_size * static_cast<std::uint64_t>(total_chunks - 1);
+  }
+};
+
+}  // namespace chat4all

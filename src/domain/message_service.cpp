@@ -1,5 +1,7 @@
 #include "domain/message_service.hpp"
 
+#include "domain/upload_service.hpp"  // check_file_message
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -49,13 +51,14 @@ std::string canonical_payload_json(const message_payload& p) {
 
 message_service::message_service(membership_cache& members, message_store& messages, event_log& log,
                                  inflight_messages& inflight, const clock& clk,
-                                 limits_config limits)
+                                 limits_config limits, upload_store* uploads)
     : members_(members),
       messages_(messages),
       log_(log),
       inflight_(inflight),
       clock_(clk),
-      limits_(limits) {}
+      limits_(limits),
+      uploads_(uploads) {}
 
 result<accepted_message> message_service::prepare(const principal& who, send_request& req) const {
   if (req.payload.type == message_payload::kind::text) {
@@ -65,13 +68,7 @@ result<accepted_message> message_service::prepare(const principal& who, send_req
       e.details.push_back({"payload.content", "length out of range"});
       return e;
     }
-  } else {
-    // File messages need a COMPLETED upload of the same conversation (SPEC §5); uploads
-    // arrive with the file issue, so no file id can be valid yet.
-    error e{errc::invalid_input, "unknown file"};
-    e.details.push_back({"payload.file_id", "no completed file with this id in the conversation"});
-    return e;
-  }
+  }  // file payloads were checked against the upload store by send_batch
   auto channels = canonical_channels(req.channels);
   if (!channels) return std::move(channels).err();
   accepted_message m;
@@ -107,6 +104,20 @@ task<std::vector<result<void>>> message_service::send_batch(const principal& who
     if (!conv) {
       out[i] = std::move(conv).err();
       continue;
+    }
+    if (reqs[i].payload.type == message_payload::kind::file) {
+      // A COMPLETED upload of the same conversation (SPEC §2, §5).
+      error no_file{errc::invalid_input, "unknown file"};
+      no_file.details.push_back(
+          {"payload.file_id", "no completed file with this id in the conversation"});
+      result<void> file = no_file;
+      if (uploads_)
+        file =
+            co_await check_file_message(*uploads_, reqs[i].payload.file_id, reqs[i].conversation);
+      if (!file) {
+        out[i] = std::move(file).err();
+        continue;
+      }
     }
     auto m = prepare(who, reqs[i]);
     if (!m) {

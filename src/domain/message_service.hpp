@@ -35,7 +35,8 @@ inline constexpr const char* messages_topic = "messages";
 class message_service {
  public:
   message_service(membership_cache& members, message_store& messages, event_log& log,
-                  inflight_messages& inflight, const clock& clk, limits_config limits);
+                  inflight_messages& inflight, const clock& clk, limits_config limits,
+                  upload_store* uploads = nullptr);
 
   // errors: invalid_input (payload/channels), not_found (conversation), forbidden (not a
   // member), conflict (same id, different content), unavailable (log down / too many in
@@ -56,6 +57,7 @@ class message_service {
   inflight_messages& inflight_;
   const clock& clock_;
   limits_config limits_;
+  upload_store* uploads_;  // file messages are refused without it
 };
 
 // Validates and canonicalises channel names ("all" expands to every channel; sorted, unique).

@@ -102,11 +102,42 @@ class message_store {
   virtual task<result<history_page>> history(history_query q) = 0;
 };
 
-// A store implements all four; the composition root hands out the facets.
+// Uploads and the files they produce (SPEC §5). The blob store holds the bytes; this holds
+// the state every api/merger/gc instance shares.
+class upload_store {
+ public:
+  virtual ~upload_store() = default;
+  struct owner_limits {
+    int max_active = 0;           // uploads UPLOADING or MERGING at once (0 = no limit)
+    std::uint64_t max_bytes = 0;  // sum of their file_size (0 = no limit)
+  };
+  // Inserts a new upload (status UPLOADING, no chunks). Checked atomically with the insert:
+  // rate_limited when the owner already has `max_active` active uploads, too_large when their
+  // sizes plus this one would pass `max_bytes`; conflict when the id exists.
+  virtual task<result<void>> create_upload(upload_record rec, owner_limits limits) = 0;
+  // The upload with its recorded chunks (sorted by number). not_found when unknown.
+  virtual task<result<upload_record>> find_upload(uuid id) = 0;
+  // Records a stored chunk unless that number is already recorded; returns the chunk as
+  // recorded (the existing one when it was there: the caller compares hashes). not_found when
+  // the upload is unknown; conflict when it is no longer UPLOADING.
+  virtual task<result<upload_chunk>> record_chunk(uuid id, upload_chunk chunk,
+                                                  timestamp_us now) = 0;
+  // Moves the status from `from` to `to` (compare-and-set), with `reason`; for COMPLETED also
+  // stores file_sha256 and detected_mime. Moving to EXPIRED deletes the chunk rows. Returns
+  // false (and changes nothing) when the current status is not `from`; not_found when unknown.
+  virtual task<result<bool>> transition_upload(uuid id, upload_status from, upload_status to,
+                                               std::string reason, std::string file_sha256,
+                                               std::string detected_mime, timestamp_us now) = 0;
+  // Up to `limit` uploads still UPLOADING or MERGING whose expires_at <= now (no chunks).
+  virtual task<result<std::vector<upload_record>>> expired_uploads(timestamp_us now, int limit) = 0;
+};
+
+// A store implements all five; the composition root hands out the facets.
 class store : public user_store,
               public token_store,
               public conversation_store,
-              public message_store {
+              public message_store,
+              public upload_store {
  public:
   // Applies pending schema migrations (versioned, idempotent).
   virtual task<result<int>> migrate() = 0;

@@ -98,7 +98,7 @@ void collect_refs(const json::value& v, const std::string& where,
 struct openapi_test : chat4all::testing::domain_fixture {
   std::atomic<bool> ready{true};
   route_table routes;
-  api_services services{auth, conversations, messages, db, metrics, cfg, ready};
+  api_services services{auth, conversations, messages, db, metrics, cfg, ready, files};
   json::value doc;
 
   openapi_test() {

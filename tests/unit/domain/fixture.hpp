@@ -11,12 +11,14 @@
 #include <filesystem>
 #include <random>
 
+#include "adapters/blob/fs/fs_blob_store.hpp"
 #include "adapters/fanout/inproc/inproc_fanout.hpp"
 #include "adapters/log/embedded/embedded_log.hpp"
 #include "adapters/store/sqlite/sqlite_store.hpp"
 #include "domain/auth_service.hpp"
 #include "domain/conversation_service.hpp"
 #include "domain/message_service.hpp"
+#include "domain/upload_service.hpp"
 #include "obs/metrics.hpp"
 #include "pipeline/log_channel_dispatch.hpp"
 #include "pipeline/message_router.hpp"
@@ -55,7 +57,9 @@ struct domain_fixture : ::testing::Test {
   inflight_messages inflight{1000};
   auth_service auth{db, db, clk, cfg.auth, blocking.get_executor()};
   conversation_service conversations{db, db, db, members, fan, clk, cfg.limits};
-  message_service messages{members, db, log, inflight, clk, cfg.limits};
+  message_service messages{members, db, log, inflight, clk, cfg.limits, &db};
+  fs_blob_store blobs{(dir / "blobs").string(), 1};
+  upload_service files{db, members, blobs, log, clk, cfg.uploads};
   message_router router{log, db, fan, channels, inflight, clk, cfg.router, metrics};
 
   domain_fixture() { EXPECT_TRUE(run(db.migrate())); }

@@ -104,9 +104,44 @@ CREATE TABLE revoked_access(
 );
 CREATE INDEX revoked_access_by_expiry ON revoked_access(expires_at);
 )sql"},
+    // Uploads (SPEC §5): the owner index serves the per-user limits, the expiry index gc.
+    {2, R"sql(
+CREATE TABLE uploads(
+  id              uuid PRIMARY KEY,
+  owner_id        bigint NOT NULL,
+  conversation_id bigint NOT NULL,
+  filename        text NOT NULL,
+  mime_type       text NOT NULL,
+  file_size       bigint NOT NULL,
+  chunk_size      bigint NOT NULL,
+  total_chunks    integer NOT NULL,
+  checksum_sha256 text NOT NULL DEFAULT '',
+  status          text NOT NULL,
+  reason          text NOT NULL DEFAULT '',
+  blob_key        text NOT NULL,
+  blob_upload     text NOT NULL DEFAULT '',
+  protocol        text NOT NULL,
+  file_sha256     text NOT NULL DEFAULT '',
+  detected_mime   text NOT NULL DEFAULT '',
+  created_at      bigint NOT NULL,
+  expires_at      bigint NOT NULL,
+  updated_at      bigint NOT NULL
+);
+CREATE INDEX uploads_by_owner ON uploads(owner_id, status);
+CREATE INDEX uploads_by_expiry ON uploads(status, expires_at);
+
+CREATE TABLE upload_chunks(
+  upload_id uuid NOT NULL,
+  n         integer NOT NULL,
+  size      bigint NOT NULL,
+  sha256    text NOT NULL,
+  etag      text NOT NULL,
+  PRIMARY KEY (upload_id, n)
+);
+)sql"},
     // The transactional outbox (domain/ports/outbox.hpp): records waiting for the relay, in
     // id order, and the single-row publisher lease that keeps one relay publishing at a time.
-    {2, R"sql(
+    {3, R"sql(
 CREATE TABLE outbox(
   id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   topic      text NOT NULL,

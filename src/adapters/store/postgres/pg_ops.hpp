@@ -66,4 +66,15 @@ result<int> outbox_note_failure(connection& c, std::int64_t id, const std::strin
 // text message's content, "[file]" otherwise (also for a payload that is not valid JSON).
 std::string preview_of(std::string_view payload_json);
 
+// ---- uploads (pg_uploads.cpp) ----
+result<void> create_upload(connection& c, const upload_record& rec,
+                           upload_store::owner_limits limits);
+result<upload_record> find_upload(connection& c, const uuid& id);
+result<upload_chunk> record_chunk(connection& c, const uuid& id, const upload_chunk& chunk,
+                                  timestamp_us now);
+result<bool> transition_upload(connection& c, const uuid& id, upload_status from, upload_status to,
+                               const std::string& reason, const std::string& file_sha256,
+                               const std::string& detected_mime, timestamp_us now);
+std::vector<upload_record> expired_uploads(connection& c, timestamp_us now, int limit);
+
 }  // namespace chat4all::pg

@@ -313,4 +313,37 @@ result<void> pg_drop_schema(const std::string& conninfo, const std::string& sche
   });
 }
 
+// ---- uploads ----
+
+task<result<void>> pg_store::create_upload(upload_record rec, owner_limits limits) {
+  return impl_->run([rec = std::move(rec), limits](pg::connection& c) {
+    return pg::create_upload(c, rec, limits);
+  });
+}
+
+task<result<upload_record>> pg_store::find_upload(uuid id) {
+  return impl_->run([id](pg::connection& c) { return pg::find_upload(c, id); });
+}
+
+task<result<upload_chunk>> pg_store::record_chunk(uuid id, upload_chunk chunk, timestamp_us now) {
+  return impl_->run([id, chunk = std::move(chunk), now](pg::connection& c) {
+    return pg::record_chunk(c, id, chunk, now);
+  });
+}
+
+task<result<bool>> pg_store::transition_upload(uuid id, upload_status from, upload_status to,
+                                               std::string reason, std::string file_sha256,
+                                               std::string detected_mime, timestamp_us now) {
+  return impl_->run([id, from, to, reason = std::move(reason), file_sha256 = std::move(file_sha256),
+                     detected_mime = std::move(detected_mime), now](pg::connection& c) {
+    return pg::transition_upload(c, id, from, to, reason, file_sha256, detected_mime, now);
+  });
+}
+
+task<result<std::vector<upload_record>>> pg_store::expired_uploads(timestamp_us now, int limit) {
+  return impl_->run([now, limit](pg::connection& c) -> result<std::vector<upload_record>> {
+    return pg::expired_uploads(c, now, limit);
+  });
+}
+
 }  // namespace chat4all

@@ -102,6 +102,15 @@ class pg_store final : public store, public outbox {
   task<result<void>> remove(std::vector<std::int64_t> ids) override;
   task<result<int>> note_failure(std::int64_t id, std::string reason) override;
 
+  // upload_store
+  task<result<void>> create_upload(upload_record rec, owner_limits limits) override;
+  task<result<upload_record>> find_upload(uuid id) override;
+  task<result<upload_chunk>> record_chunk(uuid id, upload_chunk chunk, timestamp_us now) override;
+  task<result<bool>> transition_upload(uuid id, upload_status from, upload_status to,
+                                       std::string reason, std::string file_sha256,
+                                       std::string detected_mime, timestamp_us now) override;
+  task<result<std::vector<upload_record>>> expired_uploads(timestamp_us now, int limit) override;
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;

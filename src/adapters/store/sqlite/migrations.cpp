@@ -108,6 +108,43 @@ CREATE TABLE revoked_access(
 ) WITHOUT ROWID;
 CREATE INDEX revoked_access_by_expiry ON revoked_access(expires_at);
 )sql"},
+    // Uploads (SPEC §5). The id is the client-visible UUID as 16 raw bytes; uploads are few
+    // and long-lived, so a UUID key costs nothing that matters here. The owner index serves
+    // the per-user limits, the expiry index the gc scan.
+    {2, R"sql(
+CREATE TABLE uploads(
+  id              BLOB PRIMARY KEY,
+  owner_id        INTEGER NOT NULL,
+  conversation_id INTEGER NOT NULL,
+  filename        TEXT NOT NULL,
+  mime_type       TEXT NOT NULL,
+  file_size       INTEGER NOT NULL,
+  chunk_size      INTEGER NOT NULL,
+  total_chunks    INTEGER NOT NULL,
+  checksum_sha256 TEXT NOT NULL DEFAULT '',
+  status          TEXT NOT NULL,
+  reason          TEXT NOT NULL DEFAULT '',
+  blob_key        TEXT NOT NULL,
+  blob_upload     TEXT NOT NULL DEFAULT '',
+  protocol        TEXT NOT NULL,
+  file_sha256     TEXT NOT NULL DEFAULT '',
+  detected_mime   TEXT NOT NULL DEFAULT '',
+  created_at      INTEGER NOT NULL,
+  expires_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_by_owner ON uploads(owner_id, status);
+CREATE INDEX uploads_by_expiry ON uploads(status, expires_at);
+
+CREATE TABLE upload_chunks(
+  upload_id BLOB NOT NULL,
+  n         INTEGER NOT NULL,
+  size      INTEGER NOT NULL,
+  sha256    TEXT NOT NULL,
+  etag      TEXT NOT NULL,
+  PRIMARY KEY (upload_id, n)
+) WITHOUT ROWID;
+)sql"},
 };
 
 }  // namespace

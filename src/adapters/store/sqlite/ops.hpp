@@ -52,4 +52,15 @@ std::vector<std::optional<std::uint64_t>> find_content_hashes(connection& c,
 result<message_with_history> get_message(connection& c, const uuid& id);
 history_page history(connection& c, const history_query& q);
 
+// ---- uploads (uploads.cpp) ----
+result<void> create_upload(connection& c, const upload_record& rec,
+                           upload_store::owner_limits limits);
+result<upload_record> find_upload(connection& c, const uuid& id);
+result<upload_chunk> record_chunk(connection& c, const uuid& id, const upload_chunk& chunk,
+                                  timestamp_us now);
+result<bool> transition_upload(connection& c, const uuid& id, upload_status from, upload_status to,
+                               const std::string& reason, const std::string& file_sha256,
+                               const std::string& detected_mime, timestamp_us now);
+std::vector<upload_record> expired_uploads(connection& c, timestamp_us now, int limit);
+
 }  // namespace chat4all::sqlite

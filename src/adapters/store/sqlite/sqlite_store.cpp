@@ -276,4 +276,40 @@ task<result<history_page>> sqlite_store::history(history_query q) {
       [q](sqlite::connection& c) -> result<history_page> { return sqlite::history(c, q); });
 }
 
+// ---- uploads ----
+
+task<result<void>> sqlite_store::create_upload(upload_record rec, owner_limits limits) {
+  return impl_->write([rec = std::move(rec), limits](sqlite::connection& c) {
+    return sqlite::create_upload(c, rec, limits);
+  });
+}
+
+task<result<upload_record>> sqlite_store::find_upload(uuid id) {
+  return impl_->read([id](sqlite::connection& c) { return sqlite::find_upload(c, id); });
+}
+
+task<result<upload_chunk>> sqlite_store::record_chunk(uuid id, upload_chunk chunk,
+                                                      timestamp_us now) {
+  return impl_->write([id, chunk = std::move(chunk), now](sqlite::connection& c) {
+    return sqlite::record_chunk(c, id, chunk, now);
+  });
+}
+
+task<result<bool>> sqlite_store::transition_upload(uuid id, upload_status from, upload_status to,
+                                                   std::string reason, std::string file_sha256,
+                                                   std::string detected_mime, timestamp_us now) {
+  return impl_->write([id, from, to, reason = std::move(reason),
+                       file_sha256 = std::move(file_sha256),
+                       detected_mime = std::move(detected_mime), now](sqlite::connection& c) {
+    return sqlite::transition_upload(c, id, from, to, reason, file_sha256, detected_mime, now);
+  });
+}
+
+task<result<std::vector<upload_record>>> sqlite_store::expired_uploads(timestamp_us now,
+                                                                       int limit) {
+  return impl_->read([now, limit](sqlite::connection& c) -> result<std::vector<upload_record>> {
+    return sqlite::expired_uploads(c, now, limit);
+  });
+}
+
 }  // namespace chat4all
