@@ -26,6 +26,7 @@
 #include "domain/message_service.hpp"
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
+#include "pipeline/event_forwarder.hpp"
 #include "pipeline/faulty_store.hpp"
 #include "pipeline/file_merger.hpp"
 #include "pipeline/log_channel_dispatch.hpp"
@@ -192,6 +193,11 @@ int serve(config cfg) {
 
   std::optional<outbox_relay> relay;
   if (runs_relay) relay.emplace(*box, event_log, db, clk, cfg.relay, metrics);
+  // With the outbox, database-originated events go store -> outbox -> relay -> Kafka ->
+  // forwarder (with the routers) -> fan-out.
+  conversations.events_through_store(uses_outbox);
+  std::optional<event_forwarder> forwarder;
+  if (uses_outbox && runs_router) forwarder.emplace(event_log, fan, metrics);
 
   if (auto r = run_sync(pipeline_ctx, auth.load_revocations()); !r) {
     log::error("cannot load token revocations", {{"reason", r.err().message}});
@@ -241,7 +247,8 @@ int serve(config cfg) {
   pipeline_ctx.restart();
   auto work = asio::make_work_guard(pipeline_ctx);  // keeps run() alive in api-only roles
   // The loop ends when every stage that runs here has stopped.
-  int stages = (router ? 1 : 0) + (relay ? 1 : 0) + (merger ? 1 : 0) + (gc ? 1 : 0);
+  int stages =
+      (router ? 1 : 0) + (relay ? 1 : 0) + (forwarder ? 1 : 0) + (merger ? 1 : 0) + (gc ? 1 : 0);
   auto stage_done = [&work, &stages](const char* what) {
     return [&work, &stages, what](std::exception_ptr ep) {
       if (--stages == 0) work.reset();
@@ -255,6 +262,7 @@ int serve(config cfg) {
   };
   if (router) asio::co_spawn(pipeline_ctx, router->run(), stage_done("router"));
   if (relay) asio::co_spawn(pipeline_ctx, relay->run(), stage_done("relay"));
+  if (forwarder) asio::co_spawn(pipeline_ctx, forwarder->run(), stage_done("forwarder"));
   if (merger) asio::co_spawn(pipeline_ctx, merger->run(), stage_done("merger"));
   if (gc) asio::co_spawn(pipeline_ctx, gc->run(), stage_done("upload gc"));
   asio::signal_set signals(pipeline_ctx, SIGINT, SIGTERM);
@@ -265,6 +273,7 @@ int serve(config cfg) {
     server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s));
     if (router) router->stop();
     if (relay) relay->stop();
+    if (forwarder) forwarder->stop();
     if (merger) merger->stop();
     if (gc) gc->stop();
     if (stages == 0) work.reset();

@@ -88,7 +88,7 @@ struct router_config {
 // The relay (pipeline/outbox_relay): publishes the PostgreSQL outbox to Kafka.
 struct relay_config {
   int batch_size = 500;          // outbox entries per pass
-  int poll_ms = 200;             // wait after a pass that found nothing
+  int poll_ms = 100;             // wait after a pass that found nothing
   int backoff_initial_ms = 500;  // after a failed pass; doubles up to backoff_max_ms
   int backoff_max_ms = 10000;
   int lease_ms = 15000;  // publisher lease: a stand-by relay takes over after this

@@ -61,14 +61,19 @@ task<result<conversation_store::create_outcome>> conversation_service::create(
     co_return e;
   }
 
+  const auto now = clock_.now_us();
+  auto events = [now](const conversation_store::create_outcome& o) {
+    change_events out;
+    const auto ev = event_conversation_created(o.conv, now);
+    for (auto m : o.conv.member_ids) out.emplace_back(user_channel(m), ev);
+    return out;
+  };
   auto out = co_await convs_.create_conversation(
-      req.type, std::move(req.name), std::move(req.description), std::move(ids), clock_.now_us());
+      req.type, std::move(req.name), std::move(req.description), std::move(ids), now,
+      events_through_store_ ? events_of<conversation_store::create_outcome>(events) : nullptr);
   if (!out) co_return out;
   members_.put(out->conv);
-  if (out->created) {
-    const auto ev = event_conversation_created(out->conv, clock_.now_us());
-    for (auto m : out->conv.member_ids) fanout_.publish(user_channel(m), ev);
-  }
+  if (out->created && !events_through_store_) publish(events(*out));
   co_return out;
 }
 
@@ -89,14 +94,28 @@ task<result<read_mark_result>> conversation_service::mark_read(const principal& 
   if (up_to && *up_to < 0) co_return invalid("up_to_seq", "must be >= 0");
   auto conv = co_await members_.require_member(conv_id, who.id);
   if (!conv) co_return std::move(conv).err();
-  auto r = co_await convs_.mark_read(conv_id, who.id, up_to, clock_.now_us());
-  if (!r) co_return r;
   const auto now = clock_.now_us();
-  const auto channel = conversation_channel(conv_id);
-  fanout_.publish(channel, event_conversation_read(conv_id, who.id, r->last_read_seq, now));
-  for (const auto& id : r->now_read)
-    fanout_.publish(channel, event_message_status(id, conv_id, message_status::read, now));
+  const user_id reader = who.id;
+  auto events = [now, reader](const read_mark_result& m) {
+    change_events out;
+    const auto channel = conversation_channel(m.conversation);
+    out.emplace_back(channel,
+                     event_conversation_read(m.conversation, reader, m.last_read_seq, now));
+    for (const auto& id : m.now_read)
+      out.emplace_back(channel,
+                       event_message_status(id, m.conversation, message_status::read, now));
+    return out;
+  };
+  auto r = co_await convs_.mark_read(
+      conv_id, who.id, up_to, now,
+      events_through_store_ ? events_of<read_mark_result>(events) : nullptr);
+  if (!r) co_return r;
+  if (!events_through_store_) publish(events(*r));
   co_return r;
+}
+
+void conversation_service::publish(change_events events) {
+  for (auto& [channel, payload] : events) fanout_.publish(std::move(channel), std::move(payload));
 }
 
 }  // namespace chat4all

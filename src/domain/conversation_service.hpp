@@ -38,7 +38,15 @@ class conversation_service {
   task<result<read_mark_result>> mark_read(const principal& who, conversation_id conv,
                                            std::optional<seq_t> up_to);
 
+  // Cluster mode with the outbox: `conversation.created`, `conversation.read` and READ
+  // statuses are committed by the store with their change (transactional outbox) and reach
+  // the fan-out through the relay and the forwarder, instead of being published here after
+  // the commit (where a crash in between would lose them). Call before serving.
+  void events_through_store(bool on) noexcept { events_through_store_ = on; }
+
  private:
+  void publish(change_events events);
+
   user_store& users_;
   conversation_store& convs_;
   message_store& messages_;
@@ -46,6 +54,7 @@ class conversation_service {
   fanout& fanout_;
   const clock& clock_;
   limits_config limits_;
+  bool events_through_store_ = false;
 };
 
 }  // namespace chat4all

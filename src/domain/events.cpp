@@ -63,3 +63,25 @@ std::string event_conversation_read(conversation_id conv, user_id user, seq_t la
 }
 
 }  // namespace chat4all
+
+namespace chat4all {
+
+std::string encode_change_event(std::string_view channel, std::string_view payload) {
+  json::object o;
+  o["channel"] = channel;
+  o["event"] = payload;
+  return json::serialize(o);
+}
+
+std::optional<std::pair<std::string, std::string>> decode_change_event(std::string_view record) {
+  boost::system::error_code ec;
+  auto v = json::parse(record, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.get_object();
+  const auto* ch = o.if_contains("channel");
+  const auto* ev = o.if_contains("event");
+  if (ch == nullptr || ev == nullptr || !ch->is_string() || !ev->is_string()) return std::nullopt;
+  return std::make_pair(std::string(ch->get_string()), std::string(ev->get_string()));
+}
+
+}  // namespace chat4all

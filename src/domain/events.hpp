@@ -2,7 +2,10 @@
 // Real-time events published through the fanout port (and pushed to WebSocket clients).
 // Each is one JSON object with "type" and "ts" (SPEC §4).
 
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "domain/entities.hpp"
 
@@ -15,6 +18,14 @@ std::string event_message_created(const message& m, timestamp_us ts);
 std::string event_message_status(const uuid& id, conversation_id conv, message_status s,
                                  timestamp_us ts);
 std::string event_conversation_created(const conversation& c, timestamp_us ts);
+// Events that start in the database travel through the outbox and this log topic (cluster
+// mode) to the forwarder, which publishes each on its channel: records are
+// {"channel": ..., "event": <the event JSON as a string>}, keyed by conversation id.
+inline constexpr const char* conversation_events_topic = "conversation_events";
+std::string encode_change_event(std::string_view channel, std::string_view payload);
+// nullopt for a record that is not one.
+std::optional<std::pair<std::string, std::string>> decode_change_event(std::string_view record);
+
 std::string event_conversation_read(conversation_id conv, user_id user, seq_t last_read_seq,
                                     timestamp_us ts);
 

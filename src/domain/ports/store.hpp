@@ -10,6 +10,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +54,12 @@ class token_store {
   virtual task<result<std::vector<std::string>>> revoked_access(timestamp_us now) = 0;
 };
 
+// Real-time events that a change produces, as (fan-out channel, payload) pairs. A store with
+// a transactional outbox (pg_store) commits them with the change; see conversation_service.
+using change_events = std::vector<std::pair<std::string, std::string>>;
+template <class Outcome>
+using events_of = std::function<change_events(const Outcome&)>;
+
 class conversation_store {
  public:
   virtual ~conversation_store() = default;
@@ -62,10 +69,11 @@ class conversation_store {
   };
   // `members` are sorted, unique and known to exist. For private conversations the pair is
   // unique: creating it again returns the existing one with created = false.
-  virtual task<result<create_outcome>> create_conversation(conversation_type type, std::string name,
-                                                           std::string description,
-                                                           std::vector<user_id> members,
-                                                           timestamp_us now) = 0;
+  // `events` (only for a store that has an outbox, else ignored): called inside the
+  // transaction when a conversation was created; its events are committed with it.
+  virtual task<result<create_outcome>> create_conversation(
+      conversation_type type, std::string name, std::string description,
+      std::vector<user_id> members, timestamp_us now, events_of<create_outcome> events = {}) = 0;
   // The conversation with its member ids. not_found when unknown.
   virtual task<result<conversation>> find_conversation(conversation_id id) = 0;
   // One query: the user's conversations by last activity (newest first), with unread counts
@@ -74,9 +82,10 @@ class conversation_store {
                                                                       int offset) = 0;
   // Moves the member's read mark forward to min(up_to or latest, latest seq); never back.
   // Messages of others that became READ are listed in the result.
+  // `events`: as for create_conversation, called when the mark moved.
   virtual task<result<read_mark_result>> mark_read(conversation_id conv, user_id member,
-                                                   std::optional<seq_t> up_to,
-                                                   timestamp_us now) = 0;
+                                                   std::optional<seq_t> up_to, timestamp_us now,
+                                                   events_of<read_mark_result> events = {}) = 0;
 };
 
 class message_store {

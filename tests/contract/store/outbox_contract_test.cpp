@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "contract/store/postgres_factory.hpp"
+#include "domain/events.hpp"
 #include "domain/ports/outbox.hpp"
 #include "support/run_sync.hpp"
 
@@ -140,6 +141,83 @@ TEST_F(outbox_contract, concurrent_enqueues_keep_each_batch_in_order_and_lose_no
     EXPECT_EQ(std::stoi(e.record.value), next[e.record.key]) << "key " << e.record.key;
     next[e.record.key] = std::stoi(e.record.value) + 1;
   }
+}
+
+// Database-originated events (SPEC §6): committed with their change, in the same transaction.
+TEST_F(outbox_contract, a_created_conversation_commits_its_events_with_it) {
+  std::vector<user_id> ids;
+  for (const char* n : {"ann", "ben"}) {
+    auto u = run_sync(store_->create_user(n, "h", 1));
+    ASSERT_TRUE(u);
+    ids.push_back(u->id);
+  }
+  int calls = 0;
+  events_of<conversation_store::create_outcome> events =
+      [&](const conversation_store::create_outcome& o) {
+        ++calls;
+        change_events out;
+        for (auto m : o.conv.member_ids)
+          out.emplace_back(user_channel(m), "created " + std::to_string(o.conv.id));
+        return out;
+      };
+  auto c = run_sync(
+      store_->create_conversation(conversation_type::private_chat, "", "", ids, 10, events));
+  ASSERT_TRUE(c) << c.err().message;
+  ASSERT_TRUE(c->created);
+  auto es = oldest();
+  ASSERT_EQ(es.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(es[i].topic, conversation_events_topic);
+    EXPECT_EQ(es[i].record.key, std::to_string(c->conv.id));
+    auto ev = decode_change_event(es[i].record.value);
+    ASSERT_TRUE(ev);
+    EXPECT_EQ(ev->first, user_channel(ids[i]));
+    EXPECT_EQ(ev->second, "created " + std::to_string(c->conv.id));
+  }
+  // The same private pair again: nothing created, no event.
+  auto again = run_sync(
+      store_->create_conversation(conversation_type::private_chat, "", "", ids, 20, events));
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(backlog(), 2);
+}
+
+TEST_F(outbox_contract, a_read_mark_that_moves_commits_its_events_and_one_that_does_not_none) {
+  std::vector<user_id> ids;
+  for (const char* n : {"cat", "dan"}) {
+    auto u = run_sync(store_->create_user(n, "h", 1));
+    ASSERT_TRUE(u);
+    ids.push_back(u->id);
+  }
+  auto c = run_sync(store_->create_conversation(conversation_type::private_chat, "", "", ids, 1));
+  ASSERT_TRUE(c);
+  accepted_message m;
+  m.message_id = uuid::random();
+  m.conversation = c->conv.id;
+  m.sender = ids[0];
+  m.payload_json = R"({"type":"text","content":"hi"})";
+  m.accepted_at = 2;
+  ASSERT_TRUE(run_sync(store_->store_messages({m}, 3)));
+  EXPECT_EQ(backlog(), 0);  // no builder given: nothing written
+
+  events_of<read_mark_result> events = [](const read_mark_result& r) {
+    change_events out;
+    out.emplace_back(conversation_channel(r.conversation),
+                     "read " + std::to_string(r.last_read_seq));
+    for (const auto& id : r.now_read)
+      out.emplace_back(conversation_channel(r.conversation), id.str());
+    return out;
+  };
+  auto r = run_sync(store_->mark_read(c->conv.id, ids[1], std::nullopt, 4, events));
+  ASSERT_TRUE(r) << r.err().message;
+  auto es = oldest();
+  ASSERT_EQ(es.size(), 2u);
+  EXPECT_EQ(decode_change_event(es[0].record.value)->second, "read 1");
+  EXPECT_EQ(decode_change_event(es[1].record.value)->second, m.message_id.str());
+  auto same = run_sync(store_->mark_read(c->conv.id, ids[1], std::nullopt, 5, events));
+  ASSERT_TRUE(same);
+  EXPECT_EQ(backlog(), 2);  // the mark did not move: no event
 }
 
 }  // namespace

@@ -117,7 +117,8 @@ result<conversation> find_conversation(connection& c, conversation_id id) {
 
 result<conversation_store::create_outcome> create_conversation(
     connection& c, conversation_type type, const std::string& name, const std::string& description,
-    std::vector<user_id> members, timestamp_us now) {
+    std::vector<user_id> members, timestamp_us now,
+    const events_of<conversation_store::create_outcome>& events) {
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   if (type == conversation_type::private_chat && members.size() != 2)
@@ -152,8 +153,10 @@ result<conversation_store::create_outcome> create_conversation(
   conv.created_at = now;
   c.query(insert_members_sql, params().add(conv.id).add_array(members).add(now));
   conv.member_ids = std::move(members);
+  conversation_store::create_outcome out{std::move(conv), true};
+  if (events) outbox_change_events(c, out.conv.id, events(out), now);
   tx.commit();
-  return conversation_store::create_outcome{std::move(conv), true};
+  return out;
 }
 
 page<conversation_summary> list_conversations(connection& c, user_id user, int limit, int offset) {
@@ -190,7 +193,8 @@ page<conversation_summary> list_conversations(connection& c, user_id user, int l
 }
 
 result<read_mark_result> mark_read(connection& c, conversation_id conv, user_id member,
-                                   std::optional<seq_t> up_to, timestamp_us now) {
+                                   std::optional<seq_t> up_to, timestamp_us now,
+                                   const events_of<read_mark_result>& events) {
   transaction tx(c);
   auto cr = c.query(conv_seq_lock_sql, params().add(conv));
   if (cr.empty()) return error(errc::not_found, "conversation not found");
@@ -212,6 +216,7 @@ result<read_mark_result> mark_read(connection& c, conversation_id conv, user_id 
     res.messages_marked_read = nr.int64(i, 0);
     if (!nr.is_null(i, 2)) res.now_read.push_back(nr.uuid_at(i, 2));
   }
+  if (events) outbox_change_events(c, conv, events(res), now);
   tx.commit();
   return res;
 }

@@ -37,11 +37,16 @@ std::vector<std::string> revoked_access(connection& c, timestamp_us now);
 // ---- conversations (pg_conversations.cpp) ----
 result<conversation_store::create_outcome> create_conversation(
     connection& c, conversation_type type, const std::string& name, const std::string& description,
-    std::vector<user_id> members, timestamp_us now);
+    std::vector<user_id> members, timestamp_us now,
+    const events_of<conversation_store::create_outcome>& events);
 result<conversation> find_conversation(connection& c, conversation_id id);
 page<conversation_summary> list_conversations(connection& c, user_id user, int limit, int offset);
 result<read_mark_result> mark_read(connection& c, conversation_id conv, user_id member,
-                                   std::optional<seq_t> up_to, timestamp_us now);
+                                   std::optional<seq_t> up_to, timestamp_us now,
+                                   const events_of<read_mark_result>& events);
+// Commits `events` to the outbox (topic conversation_events) in the caller's transaction.
+void outbox_change_events(connection& c, conversation_id conv, const change_events& events,
+                          timestamp_us now);
 
 // ---- messages (pg_messages.cpp) ----
 std::vector<message> store_messages(connection& c, const std::vector<accepted_message>& batch,

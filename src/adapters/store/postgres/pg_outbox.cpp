@@ -1,6 +1,7 @@
 // The transactional outbox (domain/ports/outbox.hpp) and its publisher lease.
 
 #include "adapters/store/postgres/pg_ops.hpp"
+#include "domain/events.hpp"
 
 namespace chat4all::pg {
 
@@ -39,6 +40,15 @@ void outbox_enqueue(connection& c, const std::string& topic, const std::vector<l
   }
   c.query(enqueue_sql,
           params().add(topic).add_text_array(keys).add_text_array(values).add(std::int64_t{now}));
+}
+
+void outbox_change_events(connection& c, conversation_id conv, const change_events& events,
+                          timestamp_us now) {
+  std::vector<log_record> records;
+  records.reserve(events.size());
+  for (const auto& [channel, payload] : events)
+    records.push_back({std::to_string(conv), encode_change_event(channel, payload)});
+  outbox_enqueue(c, conversation_events_topic, records, now);
 }
 
 std::int64_t outbox_backlog(connection& c) {

@@ -196,10 +196,11 @@ task<result<std::vector<std::string>>> pg_store::revoked_access(timestamp_us now
 
 task<result<conversation_store::create_outcome>> pg_store::create_conversation(
     conversation_type type, std::string name, std::string description, std::vector<user_id> members,
-    timestamp_us now) {
+    timestamp_us now, events_of<create_outcome> events) {
   return impl_->run([type, name = std::move(name), description = std::move(description),
-                     members = std::move(members), now](pg::connection& c) {
-    return pg::create_conversation(c, type, name, description, members, now);
+                     members = std::move(members), now,
+                     events = std::move(events)](pg::connection& c) {
+    return pg::create_conversation(c, type, name, description, members, now, events);
   });
 }
 
@@ -215,9 +216,10 @@ task<result<page<conversation_summary>>> pg_store::list_conversations(user_id us
 }
 
 task<result<read_mark_result>> pg_store::mark_read(conversation_id conv, user_id member,
-                                                   std::optional<seq_t> up_to, timestamp_us now) {
-  return impl_->run([conv, member, up_to, now](pg::connection& c) {
-    return pg::mark_read(c, conv, member, up_to, now);
+                                                   std::optional<seq_t> up_to, timestamp_us now,
+                                                   events_of<read_mark_result> events) {
+  return impl_->run([conv, member, up_to, now, events = std::move(events)](pg::connection& c) {
+    return pg::mark_read(c, conv, member, up_to, now, events);
   });
 }
 

@@ -74,13 +74,14 @@ class pg_store final : public store, public outbox {
   // conversation_store
   task<result<create_outcome>> create_conversation(conversation_type type, std::string name,
                                                    std::string description,
-                                                   std::vector<user_id> members,
-                                                   timestamp_us now) override;
+                                                   std::vector<user_id> members, timestamp_us now,
+                                                   events_of<create_outcome> events) override;
   task<result<conversation>> find_conversation(conversation_id id) override;
   task<result<page<conversation_summary>>> list_conversations(user_id user, int limit,
                                                               int offset) override;
   task<result<read_mark_result>> mark_read(conversation_id conv, user_id member,
-                                           std::optional<seq_t> up_to, timestamp_us now) override;
+                                           std::optional<seq_t> up_to, timestamp_us now,
+                                           events_of<read_mark_result> events) override;
 
   // message_store
   task<result<std::vector<message>>> store_messages(std::vector<accepted_message> batch,

@@ -214,7 +214,8 @@ task<result<std::vector<std::string>>> sqlite_store::revoked_access(timestamp_us
 
 task<result<conversation_store::create_outcome>> sqlite_store::create_conversation(
     conversation_type type, std::string name, std::string description, std::vector<user_id> members,
-    timestamp_us now) {
+    timestamp_us now, events_of<create_outcome>) {
+  // No outbox here: the embedded default publishes events itself (conversation_service).
   return impl_->write([type, name = std::move(name), description = std::move(description),
                        members = std::move(members), now](sqlite::connection& c) {
     return sqlite::create_conversation(c, type, name, description, members, now);
@@ -234,8 +235,8 @@ task<result<page<conversation_summary>>> sqlite_store::list_conversations(user_i
 }
 
 task<result<read_mark_result>> sqlite_store::mark_read(conversation_id conv, user_id member,
-                                                       std::optional<seq_t> up_to,
-                                                       timestamp_us now) {
+                                                       std::optional<seq_t> up_to, timestamp_us now,
+                                                       events_of<read_mark_result>) {
   return impl_->write([conv, member, up_to, now](sqlite::connection& c) {
     return sqlite::mark_read(c, conv, member, up_to, now);
   });
