@@ -11,7 +11,7 @@ packages=(
   libgtest-dev libgmock-dev
   libpq-dev librdkafka-dev libhiredis-dev
   postgresql redis-server maven openjdk-17-jre-headless
-  python3 wrk clang-format procps jq
+  python3 wrk clang-format procps jq nginx-light chromium
 )
 
 missing=()
