@@ -236,14 +236,19 @@ asio::awaitable<void> client_loop(ws_run& run, std::size_t i) {
   cl.open = true;
   cl.established = true;
   ++run.connected;
+  std::string why = "ws_connection_lost";
   for (;;) {
     auto [ec, n] = co_await cl.ws.async_read(buf, tok);
+    if (ec == websocket::error::closed) {
+      why = "ws_closed_by_server_" + std::to_string(cl.ws.reason().code);
+      break;
+    }
     if (ec) break;
     on_frame(run, cl, std::string_view(static_cast<const char*>(buf.data().data()), buf.size()));
     buf.consume(buf.size());
   }
   if (!run.stopping) {
-    ts.rec.error(run.second_of(steady::now(), run.traffic_start), "ws_closed_by_server");
+    ts.rec.error(run.second_of(steady::now(), run.traffic_start), why);
     ++run.live.errors;
   }
   cl.open = false;
@@ -367,14 +372,20 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
   p.started_unix_s = unix_now();
   for (std::size_t i = 0; i < run.clients.size(); ++i)
     asio::co_spawn(pool.context(run.clients[i]->thread), client_loop(run, i), asio::detached);
-  const int senders = std::min(o.senders, o.connections);
-  for (int s = 0; s < senders; ++s) {
-    // Senders spread over users: every per_user-th connection first.
-    const auto i =
-        static_cast<std::size_t>((s * per_user) % o.connections + (s * per_user) / o.connections);
+  // Senders spread over the users that have a conversation: each such user's first
+  // connection, then their second ones, and so on.
+  std::vector<std::size_t> sender_clients;
+  for (int round = 0; round < per_user && static_cast<int>(sender_clients.size()) < o.senders;
+       ++round)
+    for (std::size_t i = static_cast<std::size_t>(round); i < run.clients.size();
+         i += static_cast<std::size_t>(per_user))
+      if (!fx.conversations_of[run.clients[i]->user].empty() &&
+          static_cast<int>(sender_clients.size()) < o.senders)
+        sender_clients.push_back(i);
+  const int senders = static_cast<int>(sender_clients.size());
+  for (auto i : sender_clients)
     asio::co_spawn(pool.context(run.clients[i]->thread), sender_loop(run, i, o.rate / senders),
                    asio::detached);
-  }
   pool.start();
   // Expected deliveries (after the run): every established connection of every member of the
   // conversation.
