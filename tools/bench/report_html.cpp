@@ -191,8 +191,19 @@ std::string phase_section(const json::object& p) {
       << "</td><td class=\"" << (ok ? "passed" : "failed") << "\">" << (ok ? "passed" : "MISSED")
       << "</td></tr>";
   }
-  s << "</table><h3>Summary</h3><p class=\"mono\">" << html_escape(json::serialize(p.at("summary")))
-    << "</p>";
+  s << "</table><h3>Summary</h3><table>";
+  for (const auto& [k, v] : p.at("summary").as_object()) {
+    if (v.is_object()) {
+      for (const auto& [k2, v2] : v.as_object())
+        s << "<tr><td>" << html_escape(k) << '.' << html_escape(k2) << "</td><td>"
+          << (v2.is_number() ? num(as_double(v2)) : html_escape(json::serialize(v2)))
+          << "</td></tr>";
+      continue;
+    }
+    s << "<tr><td>" << html_escape(k) << "</td><td>"
+      << (v.is_number() ? num(as_double(v)) : html_escape(json::serialize(v))) << "</td></tr>";
+  }
+  s << "</table>";
 
   std::vector<std::pair<double, double>> tp;
   const auto& thr = p.at("throughput").as_array();
