@@ -12,7 +12,7 @@ packages=(
   libpq-dev librdkafka-dev libhiredis-dev
   postgresql redis-server maven openjdk-17-jre-headless
   libcurl4-openssl-dev libmagic-dev
-  python3 wrk clang-format procps jq
+  python3 wrk clang-format procps jq nginx-light chromium
 )
 
 missing=()
