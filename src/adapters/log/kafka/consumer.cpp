@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "adapters/log/kafka/health.hpp"
@@ -66,11 +67,13 @@ std::size_t assigned_partitions(rd_kafka_t* rk) {
 // rd_kafka_consumer_close() revokes the assignment but sends no LeaveGroup: the broker keeps
 // the member until session.timeout.ms and the next consumer of the group waits that long
 // for its partitions. An explicit unsubscribe does send it once the incremental unassign
-// is done, which takes a few polls (bounded here: ~200 ms). Entries polled meanwhile are
-// dropped uncommitted, so the next owner gets them again.
+// is done, which takes a few polls — longer when a rebalance is in progress (it must finish
+// first), so the wait is bounded at 5 s rather than a fixed few polls. Entries polled
+// meanwhile are dropped uncommitted, so the next owner gets them again.
 void close_consumer(rd_kafka_t* rk) {
   rd_kafka_unsubscribe(rk);
-  for (int i = 0; i < 20; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
     std::unique_ptr<rd_kafka_message_t, message_deleter> m(rd_kafka_consumer_poll(rk, 10));
     if (assigned_partitions(rk) == 0) break;
   }
