@@ -188,7 +188,7 @@ task<std::vector<result<void>>> message_service::send_batch(const principal& who
             out[i] = error{errc::conflict, "message_id already used with different content"};
           continue;
         }
-        records.push_back({std::to_string(m.conversation), encode_log_record(m)});
+        records.push_back({std::to_string(m.conversation), encode_log_record(m), m.traceparent});
         appended.push_back(i);
       }
       if (!records.empty()) {

@@ -22,6 +22,10 @@ namespace chat4all {
 struct log_record {
   std::string key;    // partitioning key (conversation id)
   std::string value;  // opaque bytes
+  // W3C trace context of the request that produced the record, may be empty. kafka_log
+  // carries it as the record header `traceparent`; the embedded log does not keep it (a
+  // message's log record also has it inside the value).
+  std::string traceparent = {};
 };
 
 struct log_entry {
@@ -29,6 +33,7 @@ struct log_entry {
   std::int64_t offset = 0;
   std::string key;
   std::string value;
+  std::string traceparent = {};  // the `traceparent` header (kafka_log), else empty
 };
 
 // One consumer in a consumer group. Not thread-safe: one coroutine polls it.

@@ -250,6 +250,28 @@ TEST_F(kafka_health_test, a_stopped_cluster_node_makes_partitions_under_replicat
 }
 
 // Needs no broker: nothing listens on the bootstrap address.
+// W3C trace context travels as a record header (SPEC §7), next to the value.
+TEST_F(kafka_health_test, traceparent_travels_as_a_record_header) {
+  kafka_log log(options());
+  const auto topic = factory_.topic("traced");
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  std::vector<log_record> rs{{"c1", "with", tp}, {"c1", "without"}};
+  ASSERT_TRUE(run(log.append(topic, std::move(rs))));
+  auto consumer = log.subscribe(topic, "g");
+  std::vector<log_entry> got;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    auto p = run(consumer->poll(10, 1s));
+    ASSERT_TRUE(p) << p.err().message;
+    for (auto& e : *p) got.push_back(std::move(e));
+  }
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].value, "with");
+  EXPECT_EQ(got[0].traceparent, tp);
+  EXPECT_EQ(got[1].value, "without");
+  EXPECT_EQ(got[1].traceparent, "");
+}
+
 TEST(kafka_health_unreachable, counts_failed_refreshes_and_reports_no_broker) {
   obs::metrics_registry metrics;
   kafka_options o;

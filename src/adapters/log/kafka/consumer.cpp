@@ -172,6 +172,15 @@ result<std::vector<log_entry>> consumer::poll_now(std::size_t max_entries,
     e.offset = m->offset;
     if (m->key != nullptr) e.key.assign(static_cast<const char*>(m->key), m->key_len);
     if (m->payload != nullptr) e.value.assign(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(m.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const void* v = nullptr;
+      std::size_t size = 0;
+      if (rd_kafka_header_get_last(headers, "traceparent", &v, &size) ==
+              RD_KAFKA_RESP_ERR_NO_ERROR &&
+          v != nullptr)
+        e.traceparent.assign(static_cast<const char*>(v), size);
+    }
     out.push_back(std::move(e));
   }
   return out;

@@ -215,10 +215,19 @@ asio::awaitable<result<void>> producer::append(std::string topic, std::vector<lo
       for (; next < n; ++next) {
         auto& rec = batch->records[next];
         // No copy flag: librdkafka reads the value in place until its delivery report.
-        const auto err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt),
-                                           RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
-                                           RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()),
-                                           RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
+        // (Headers are copied by librdkafka.)
+        const auto err =
+            rec.traceparent.empty()
+                ? rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt),
+                                    RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
+                                    RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()),
+                                    RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END)
+                : rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt),
+                                    RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
+                                    RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()),
+                                    RD_KAFKA_V_HEADER("traceparent", rec.traceparent.data(),
+                                                      static_cast<ssize_t>(rec.traceparent.size())),
+                                    RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) failure = err;
         break;
