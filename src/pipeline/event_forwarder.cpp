@@ -10,7 +10,7 @@ namespace chat4all {
 using std::chrono::milliseconds;
 
 event_forwarder::event_forwarder(event_log& log, fanout& fan, obs::metrics_registry& metrics)
-    : consumer_(log.subscribe(conversation_events_topic, "forwarder")),
+    : consumer_(log.subscribe(conversation_events_topic, group)),
       fanout_(fan),
       forwarded_(metrics.counter("chat4all_forwarded_events_total",
                                  "Database-originated events published to the fan-out")),

@@ -18,6 +18,7 @@ namespace chat4all {
 
 class event_forwarder {
  public:
+  static constexpr const char* group = "forwarder";  // its consumer group
   event_forwarder(event_log& log, fanout& fan, obs::metrics_registry& metrics);
   ~event_forwarder();
 
