@@ -52,9 +52,11 @@ class resume_seam {
   // The replay sent the message with this seq (replays go in increasing seq order).
   void replayed(seq_t seq) noexcept { last_ = std::max(last_, seq); }
 
-  // The replay is over: the buffered events to deliver now, in order, none twice.
-  std::vector<T> finish() {
-    replaying_ = false;
+  // The replay read everything: the buffered events to deliver now (seq above the last one
+  // sent, in order, none twice). Still replaying: events that arrive while the caller
+  // delivers these (waiting for queue room) are buffered again; call take() until it
+  // returns nothing, then end() with no suspension in between.
+  std::vector<T> take() {
     std::stable_sort(buffered_.begin(), buffered_.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<T> out;
@@ -66,6 +68,8 @@ class resume_seam {
     std::vector<std::pair<seq_t, T>>().swap(buffered_);
     return out;
   }
+  // Live from here on (precondition: the last take() returned nothing).
+  void end() noexcept { replaying_ = false; }
 
  private:
   seq_t last_;

@@ -177,7 +177,10 @@ task<void> session::handle(std::string_view text) {
   auto a = parse_action(text, &mid);
   if (!a) {
     gw_.bad_frames.inc();
-    push_reply(error_event(a.err(), now(), mid));
+    {
+      auto out = error_event(a.err(), now(), mid);
+      co_await reply(std::move(out));
+    }
     co_return;
   }
   const char* name = action_name(a->kind);
@@ -187,18 +190,27 @@ task<void> session::handle(std::string_view text) {
       const auto id_text = a->send.message_id.str();
       auto ack = accepted_event(a->send, now());
       auto r = co_await gw_.svc.messages.send(who_, std::move(a->send));
-      push_reply(r ? std::move(ack) : error_event(r.err(), now(), id_text, name));
+      {
+        auto out = r ? std::move(ack) : error_event(r.err(), now(), id_text, name);
+        co_await reply(std::move(out));
+      }
       co_return;
     }
     case action_kind::read: {
       auto r = co_await gw_.svc.conversations.mark_read(who_, conv, a->up_to_seq);
-      if (!r) push_reply(error_event(r.err(), now(), {}, name));
+      if (!r) {
+        auto out = error_event(r.err(), now(), {}, name);
+        co_await reply(std::move(out));
+      }
       co_return;
     }
     case action_kind::typing: {
       auto m = co_await gw_.svc.members.require_member(conv, who_.id);
       if (!m) {
-        push_reply(error_event(m.err(), now(), {}, name));
+        {
+          auto out = error_event(m.err(), now(), {}, name);
+          co_await reply(std::move(out));
+        }
         co_return;
       }
       gw_.svc.fan.publish(conversation_channel(conv),
@@ -208,11 +220,17 @@ task<void> session::handle(std::string_view text) {
     case action_kind::subscribe: {
       auto m = co_await gw_.svc.members.require_member(conv, who_.id);
       if (!m) {
-        push_reply(error_event(m.err(), now(), {}, name));
+        {
+          auto out = error_event(m.err(), now(), {}, name);
+          co_await reply(std::move(out));
+        }
         co_return;
       }
       if (add_subscription(conv)) co_await join_now(conv);
-      push_reply(subscription_event(true, conv, now()));
+      {
+        auto out = subscription_event(true, conv, now());
+        co_await reply(std::move(out));
+      }
       co_return;
     }
     case action_kind::unsubscribe:
@@ -220,7 +238,10 @@ task<void> session::handle(std::string_view text) {
         std::vector<std::string> gone{conversation_channel(conv)};
         gw_.channels.leave(std::move(gone), id_);
       }
-      push_reply(subscription_event(false, conv, now()));
+      {
+        auto out = subscription_event(false, conv, now());
+        co_await reply(std::move(out));
+      }
       co_return;
     case action_kind::resume:
       co_await resume(conv, a->after_seq);
@@ -233,7 +254,10 @@ task<void> session::handle(std::string_view text) {
 task<void> session::resume(conversation_id conv, seq_t after_seq) {
   auto m = co_await gw_.svc.members.require_member(conv, who_.id);
   if (!m) {
-    push_reply(error_event(m.err(), now(), {}, "resume"));
+    {
+      auto out = error_event(m.err(), now(), {}, "resume");
+      co_await reply(std::move(out));
+    }
     co_return;
   }
   // Live first, so that nothing published after the replay's last read can be missed.
@@ -253,7 +277,10 @@ task<void> session::resume(conversation_id conv, seq_t after_seq) {
   for (;;) {
     auto p = co_await gw_.svc.conversations.history(who_, q);
     if (!p) {
-      push_reply(error_event(p.err(), now(), {}, "resume"));
+      {
+        auto out = error_event(p.err(), now(), {}, "resume");
+        co_await reply(std::move(out));
+      }
       break;
     }
     for (const auto& msg : p->messages) {
@@ -263,7 +290,8 @@ task<void> session::resume(conversation_id conv, seq_t after_seq) {
       info.seq = msg.seq;
       auto ev = make_event(event_message_created(msg, now()), info);
       // A replay waits for the reader instead of overflowing its queue.
-      if (!co_await wait_room(ev->payload.size())) co_return;
+      const bool room = co_await wait_room(ev->payload.size());
+      if (!room) co_return;
       s->replayed(msg.seq);
       if (!push(std::move(ev))) co_return;
       ++replayed;
@@ -271,9 +299,21 @@ task<void> session::resume(conversation_id conv, seq_t after_seq) {
     if (!p->has_more || p->messages.empty()) break;
     q.after_seq = p->messages.back().seq;
   }
-  for (auto& ev : s->finish())
-    if (!push(std::move(ev))) co_return;
-  push_reply(resumed_event(conv, after_seq, s->last(), replayed, now()));
+  // The live events buffered meanwhile, in seq order, also at the reader's pace.
+  for (;;) {
+    auto pending = s->take();
+    if (pending.empty()) break;
+    for (auto& ev : pending) {
+      const bool room = co_await wait_room(ev->payload.size());
+      if (!room) co_return;
+      if (!push(std::move(ev))) co_return;
+    }
+  }
+  s->end();
+  {
+    auto out = resumed_event(conv, after_seq, s->last(), replayed, now());
+    co_await reply(std::move(out));
+  }
 }
 
 task<bool> session::wait_room(std::size_t bytes) {
@@ -339,6 +379,14 @@ bool session::push(event_ptr ev) {
   }
   wake_.cancel();
   return true;
+}
+
+task<void> session::reply(std::string payload) {
+  // An answer to the client's own action waits for room (the client is not read meanwhile).
+  // Named results: g++ 12 miscompiles some co_await expressions used as conditions.
+  const bool room = co_await wait_room(payload.size());
+  if (room) push_reply(std::move(payload));
+  co_return;
 }
 
 void session::push_reply(std::string payload) {

@@ -101,6 +101,7 @@ class session final : public listener, public std::enable_shared_from_this<sessi
 
   bool push(event_ptr ev);
   void push_reply(std::string payload);
+  task<void> reply(std::string payload);
   void overflow();
   void hard_close();
   bool subscribed(conversation_id c) const;
