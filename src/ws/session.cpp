@@ -18,6 +18,7 @@ namespace websocket = beast::websocket;
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t first_read = 256;
 constexpr auto handshake_timeout = std::chrono::seconds(10);
 constexpr auto close_timeout = std::chrono::seconds(5);
 constexpr const char* subprotocol = "chat4all.v1";
@@ -141,8 +142,10 @@ task<void> session::read_loop() {
   beast::flat_buffer in;
   for (;;) {
     bool oversize = false;
-    for (;;) {
-      auto [ec, n] = co_await ws_.async_read_some(in, read_chunk, nothrow);
+    // The first read of a message waits (idle) with a small buffer; the rest reads big.
+    for (std::size_t limit = first_read;;) {
+      auto [ec, n] = co_await ws_.async_read_some(in, limit, nothrow);
+      limit = read_chunk;
       if (ec) co_return;
       if (in.size() > gw_.cfg.max_frame_bytes) {
         oversize = true;
