@@ -2,10 +2,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
+#include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include <algorithm>
 
+#include "api/http_util.hpp"
 #include "domain/events.hpp"
 #include "obs/logging.hpp"
 #include "ws/session.hpp"
@@ -89,6 +91,18 @@ task<void> session::run(api::request_context& ctx) {
       }));
   ws_.control_callback([this](websocket::frame_type, beast::string_view) { heard_ = true; });
 
+  if (!websocket::is_upgrade(ctx.req)) {
+    // A plain GET: answer with the SPEC error body rather than Beast's text one.
+    auto res = api::error_response(ctx.req, beast::http::status::upgrade_required,
+                                   "upgrade_required", "GET /ws needs a WebSocket upgrade");
+    res.set(beast::http::field::upgrade, "websocket");
+    api::finalize(res, ctx.req, ctx.request_id);
+    res.keep_alive(false);
+    auto& stream = beast::get_lowest_layer(ws_);
+    stream.expires_after(handshake_timeout);
+    auto [wec, wn] = co_await beast::http::async_write(stream, res, nothrow);
+    co_return;
+  }
   auto [aec] = co_await ws_.async_accept(ctx.req, nothrow);
   if (aec) co_return;  // Beast answered the bad upgrade request itself
   ws_.set_option(websocket::stream_base::decorator([](websocket::response_type&) {}));

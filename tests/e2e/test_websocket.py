@@ -231,7 +231,9 @@ class WebSocketTest(ServerTestCase):
             self.assertEqual(cm.exception.headers.get("www-authenticate", "")[:6], "Bearer")
         # Not an upgrade at all: a clear error, never a crash.
         r = self.api.get("/ws", token=a.token)
-        self.assertEqual(r.status // 100, 4)
+        self.assertEqual(r.status, 426)
+        self.assertEqual(r.code, "upgrade_required")
+        self.assertTrue(r.headers.get("X-Request-ID"))
 
     def test_per_user_cap_closes_the_extra_connection_with_4008(self):
         a = User(self.api, "a")
@@ -398,6 +400,38 @@ class WebSocketTest(ServerTestCase):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+class ManyConnectionsTest(ServerTestCase):
+    """A small version of tools/ws/scale.py: 500 connections of 10 users, every one of them
+    receives every message of its user's conversations (the full 10,000 run is in
+    docs/performance.md)."""
+    server_env = {"CHAT4ALL_WS_MAX_CONNECTIONS_PER_USER": "50"}
+
+    def test_500_connections_all_receive(self):
+        users = [User(self.api, f"many{i}") for i in range(10)]
+        convs = [create_conversation(self.api, users[i].token, [users[i + 1].id], "private")["id"]
+                 for i in range(0, 10, 2)]
+        rss0 = rss_kib(self.server.proc.pid)
+        clients = []
+        try:
+            for i in range(500):
+                c = WsClient(self.server.port, users[i % 10].token, timeout=30)
+                clients.append(c)
+            for c in clients:
+                c.wait_type("connected", 30)
+            per_conn = (rss_kib(self.server.proc.pid) - rss0) * 1024 / 500
+            sys.stderr.write(f"\n[500 connections] server RSS +{per_conn / 1024:.1f} KiB per connection\n")
+            contents = {}
+            for k, conv in enumerate(convs):
+                contents[conv] = f"to everyone {k} {uuid.uuid4().hex}"
+                send_text(self.api, users[2 * k].token, conv, contents[conv])
+            for i, c in enumerate(clients):
+                conv = convs[(i % 10) // 2]
+                c.wait_for(lambda e, conv=conv: created(e, conv, contents[conv]), 30, f"message on connection {i}")
+        finally:
+            for c in clients:
+                c.close()
 
 
 class HeartbeatTest(ServerTestCase):
