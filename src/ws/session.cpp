@@ -137,16 +137,29 @@ task<void> session::subscribe_all() {
   co_await gw_.channels.join(std::move(mine), id_, weak_from_this(), ex_);
   std::vector<std::string> channels;
   const int page = gw_.limits.page_max;
-  for (int offset = 0;;) {
-    auto p = co_await gw_.svc.conversations.list(who_, page, offset);
-    if (!p) {
-      push_reply(error_event(p.err(), now(), {}, "connect"));
-      break;
+  // The list is ordered by last activity, so a conversation that becomes active while the
+  // pages are read can move to a page already read: read again (bounded) until every one of
+  // the `total` conversations was seen.
+  std::size_t seen = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    std::int64_t total = 0;
+    bool failed = false;
+    for (int offset = 0;;) {
+      auto p = co_await gw_.svc.conversations.list(who_, page, offset);
+      if (!p) {
+        auto out = error_event(p.err(), now(), {}, "connect");
+        push_reply(std::move(out));
+        failed = true;
+        break;
+      }
+      total = p->total;
+      for (const auto& c : p->items)
+        if (add_subscription(c.id)) channels.push_back(conversation_channel(c.id));
+      offset += static_cast<int>(p->items.size());
+      if (p->items.empty() || offset >= p->total) break;
     }
-    for (const auto& c : p->items)
-      if (add_subscription(c.id)) channels.push_back(conversation_channel(c.id));
-    offset += static_cast<int>(p->items.size());
-    if (p->items.empty() || offset >= p->total) break;
+    seen = subs_.size();
+    if (failed || static_cast<std::int64_t>(seen) >= total) break;
   }
   if (!channels.empty())
     co_await gw_.channels.join(std::move(channels), id_, weak_from_this(), ex_);
