@@ -21,6 +21,7 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t first_read = 256;
+constexpr timestamp_us burst_window_us = 500'000;
 constexpr auto handshake_timeout = std::chrono::seconds(10);
 constexpr auto close_timeout = std::chrono::seconds(5);
 constexpr const char* subprotocol = "chat4all.v1";
@@ -403,9 +404,21 @@ task<void> session::join_now(conversation_id conv) {
 
 bool session::push(event_ptr ev) {
   if (closing_ || done_) return false;
-  if (!queue_.push(std::move(ev))) {
+  // Draining: the writer is idle or its last write finished a moment ago (a burst that
+  // arrived before its next turn), as opposed to a socket that stopped taking data.
+  const bool draining = writing_since_ == 0 || now() - writing_since_ < burst_window_us;
+  if (!queue_.push(std::move(ev), draining)) {
     overflow();
     return false;
+  }
+  if (queue_.over_bound() && !burst_check_) {
+    // A burst past the bounds must drain: if the writer stops making progress, close.
+    burst_check_ = true;
+    close_deadline_.expires_after(std::chrono::microseconds(burst_window_us));
+    close_deadline_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto s = w.lock()) s->check_burst();
+    });
   }
   wake_.cancel();
   return true;
@@ -421,6 +434,22 @@ task<void> session::reply(std::string payload) {
 
 void session::push_reply(std::string payload) {
   push(make_event(std::move(payload), {}));
+}
+
+void session::check_burst() {
+  burst_check_ = false;
+  if (closing_ || done_ || !queue_.over_bound()) return;
+  const bool stalled = writing_since_ != 0 && now() - writing_since_ >= burst_window_us;
+  if (stalled) {
+    overflow();
+    return;
+  }
+  burst_check_ = true;
+  close_deadline_.expires_after(std::chrono::microseconds(burst_window_us));
+  close_deadline_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto s = w.lock()) s->check_burst();
+  });
 }
 
 void session::overflow() {

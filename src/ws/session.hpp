@@ -103,6 +103,7 @@ class session final : public listener, public std::enable_shared_from_this<sessi
   void push_reply(std::string payload);
   task<void> reply(std::string payload);
   void overflow();
+  void check_burst();
   void hard_close();
   bool subscribed(conversation_id c) const;
   bool add_subscription(conversation_id c);
@@ -116,11 +117,11 @@ class session final : public listener, public std::enable_shared_from_this<sessi
   principal who_;
   std::uint64_t id_;
   send_queue queue_;
-  boost::asio::steady_timer wake_;  // wakes the writer (cancel)
-  boost::asio::steady_timer beat_;  // heartbeat
-  boost::asio::steady_timer room_;  // wakes a replay waiting for queue room (cancel)
-  boost::asio::steady_timer close_deadline_;
-  std::vector<conversation_id> subs_;  // sorted
+  boost::asio::steady_timer wake_;            // wakes the writer (cancel)
+  boost::asio::steady_timer beat_;            // heartbeat
+  boost::asio::steady_timer room_;            // wakes a replay waiting for queue room (cancel)
+  boost::asio::steady_timer close_deadline_;  // burst check, then the close deadline
+  std::vector<conversation_id> subs_;         // sorted
   std::vector<std::pair<conversation_id, std::unique_ptr<seam>>> seams_;
   timestamp_us writing_since_ = 0;
   int helpers_ = 0;
@@ -130,6 +131,7 @@ class session final : public listener, public std::enable_shared_from_this<sessi
   bool done_ = false;
   bool hard_closed_ = false;
   bool waiting_room_ = false;
+  bool burst_check_ = false;
 };
 
 }  // namespace chat4all::ws

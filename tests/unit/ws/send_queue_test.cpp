@@ -47,6 +47,24 @@ TEST(ws_send_queue, byte_bound_and_an_empty_queue_takes_one_large_event) {
   EXPECT_EQ(q.bytes(), 0u);
 }
 
+TEST(ws_send_queue, a_draining_connection_may_hold_a_bounded_burst) {
+  send_queue q(2, 1000);
+  ASSERT_TRUE(q.push(ev(10)));
+  ASSERT_TRUE(q.push(ev(10)));
+  EXPECT_FALSE(q.push(ev(10)));  // stalled socket: the bound
+  for (std::size_t i = 2; i < 2 * send_queue::burst_factor; ++i)
+    EXPECT_TRUE(q.push(ev(10), true)) << i;  // draining: up to burst_factor x the bound
+  EXPECT_FALSE(q.push(ev(10), true));
+  EXPECT_EQ(q.size(), 2 * send_queue::burst_factor);
+  send_queue b(100, 100);
+  ASSERT_TRUE(b.push(ev(90)));
+  EXPECT_FALSE(b.push(ev(90)));
+  EXPECT_TRUE(b.push(ev(90), true));
+  EXPECT_TRUE(b.push(ev(90), true));
+  EXPECT_TRUE(b.push(ev(90), true));
+  EXPECT_FALSE(b.push(ev(90), true));  // 400 bytes at most
+}
+
 TEST(ws_send_queue, clear_counts_dropped_events) {
   send_queue q(10, 1 << 20);
   for (int i = 0; i < 7; ++i) ASSERT_TRUE(q.push(ev(1)));
