@@ -12,7 +12,7 @@ packages=(
   libpq-dev librdkafka-dev libhiredis-dev
   postgresql redis-server maven openjdk-17-jre-headless
   libcurl4-openssl-dev libmagic-dev
-  python3 wrk clang-format procps jq nginx-light chromium
+  python3 python3-venv wrk clang-format procps jq nginx-light chromium
 )
 
 missing=()
@@ -27,4 +27,14 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Test-side Python packages (PyPI) in a project-local, git-ignored venv. The e2e suites use
+# the standard library; only the third-party WebSocket client check
+# (tests/e2e/ws_websockets_client.py, run by test_websocket.py) needs `websockets`.
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+if ! "$venv/bin/python" -c 'import websockets' >/dev/null 2>&1; then
+  echo "setup: creating $venv with websockets"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "websockets==15.0.1"
 fi

@@ -3,6 +3,7 @@
 #include "api/handlers.hpp"
 #include "api/json_input.hpp"
 #include "api/json_output.hpp"
+#include "api/message_input.hpp"
 #include "api/route_table.hpp"
 
 namespace chat4all::api {
@@ -10,55 +11,6 @@ namespace json = boost::json;
 using boost::asio::awaitable;
 
 namespace {
-
-// Reads one message object; errors name fields with `prefix` (e.g. "messages[3].").
-std::optional<send_request> read_message(const json::object& o, const std::string& prefix,
-                                         std::vector<field_error>& errs, std::string* id_text) {
-  field_reader f(o);
-  send_request req;
-  if (auto id = f.string("message_id", true, 64)) {
-    if (id_text) *id_text = *id;
-    if (auto u = uuid::parse(*id))
-      req.message_id = *u;
-    else
-      f.fail("message_id", "must be a UUID");
-  }
-  if (auto c = f.int64("conversation_id", true, 1)) req.conversation = *c;
-  if (const auto* p = f.object("payload", true)) {
-    field_reader pf(*p);
-    auto type = pf.string("type", true, 16);
-    if (type && *type == "text") {
-      req.payload.type = message_payload::kind::text;
-      if (auto content = pf.string("content", true, 1 << 20)) req.payload.content = *content;
-    } else if (type && *type == "file") {
-      req.payload.type = message_payload::kind::file;
-      if (auto fid = pf.string("file_id", true, 64)) {
-        if (auto u = uuid::parse(*fid))
-          req.payload.file_id = *u;
-        else
-          pf.fail("file_id", "must be a UUID");
-      }
-    } else if (type) {
-      pf.fail("type", "must be text or file");
-    }
-    for (auto& e : pf.failure().details) f.fail("payload." + e.field, e.reason);
-  }
-  if (const auto* ch = f.array("channels", false)) {
-    if (ch->size() > 16) f.fail("channels", "too many entries");
-    for (const auto& c : *ch) {
-      if (!c.is_string()) {
-        f.fail("channels", "must be an array of strings");
-        break;
-      }
-      req.channels.emplace_back(c.as_string());
-    }
-  }
-  if (!f.ok()) {
-    for (auto& e : f.failure().details) errs.push_back({prefix + e.field, e.reason});
-    return std::nullopt;
-  }
-  return req;
-}
 
 std::string traceparent_of(const request& req) {
   auto tp = req["traceparent"];
@@ -77,7 +29,7 @@ awaitable<response> do_send(api_services& s, obs::counter& accepted, request_con
   auto body = parse_json_body(ctx.req);
   if (!body) co_return error_response(ctx.req, body.err());
   std::vector<field_error> errs;
-  auto req = read_message(*body, "", errs, nullptr);
+  auto req = read_send_request(*body, "", errs, nullptr);
   if (!req) co_return error_response(ctx.req, invalid_fields(std::move(errs)));
   req->traceparent = traceparent_of(ctx.req);
   auto reply = accepted_json(*req);
@@ -108,7 +60,7 @@ awaitable<response> do_batch(api_services& s, obs::counter& accepted, request_co
     std::optional<send_request> req;
     const auto prefix = "messages[" + std::to_string(i) + "].";
     if (item.is_object())
-      req = read_message(item.as_object(), prefix, errs, &id_text);
+      req = read_send_request(item.as_object(), prefix, errs, &id_text);
     else
       errs.push_back({prefix.substr(0, prefix.size() - 1), "must be an object"});
     if (!req) {

@@ -512,7 +512,11 @@ asio::awaitable<bool> http_server::impl::serve_one(worker& w, conn_state& st,
                          "method not allowed on this endpoint");
     res->set(http::field::allow, m.allow);
   } else if (m.r->options.auth) {
-    auto token = bearer_token(req[http::field::authorization]);
+    std::optional<std::string> token;
+    if (auto b = bearer_token(req[http::field::authorization]))
+      token.emplace(*b);
+    else if (m.r->upgrade)
+      token = upgrade_token(query, req[http::field::sec_websocket_protocol]);
     if (!token) {
       res = error_response(req, error{errc::unauthenticated, "missing or malformed bearer token"});
     } else {

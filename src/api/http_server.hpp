@@ -7,6 +7,9 @@
 //
 // Per connection: a keep-alive loop; the header is read first (limit max_header_bytes),
 // the route is looked up, auth runs, and only then the body is read with the route's limit.
+// For upgrade routes (WebSocket) without an Authorization header, the token may also come
+// from the `token` query parameter or a `Sec-WebSocket-Protocol: bearer.<jwt>` entry (browsers
+// cannot set headers on a WebSocket), so a bad or expired token is a 401 before any upgrade.
 // Failures answer the SPEC error body: 400 malformed HTTP (then close), 401 missing or bad
 // Bearer token, 404 unknown path, 405 known path with another method (Allow header), 413
 // body over the route limit (then close), 431 header too large (then close), 500 when a

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "api/route_table.hpp"
+
 namespace chat4all::api {
 namespace {
 
@@ -102,6 +104,20 @@ std::optional<std::string_view> bearer_token(std::string_view h) {
   while (!h.empty() && (h.back() == ' ' || h.back() == '\t')) h.remove_suffix(1);
   if (h.empty() || h.find_first_of(" \t,") != std::string_view::npos) return std::nullopt;
   return h;
+}
+
+std::optional<std::string> upgrade_token(std::string_view query, std::string_view protocols) {
+  for (auto& [k, v] : parse_query(query))
+    if (k == "token" && !v.empty()) return std::move(v);
+  while (!protocols.empty()) {
+    auto comma = protocols.find(',');
+    auto item = protocols.substr(0, comma);
+    protocols = comma == std::string_view::npos ? std::string_view() : protocols.substr(comma + 1);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.size() > 7 && item.substr(0, 7) == "bearer.") return std::string(item.substr(7));
+  }
+  return std::nullopt;
 }
 
 response bare_error(http::status status, std::string_view code, std::string_view message) {

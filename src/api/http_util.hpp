@@ -30,6 +30,10 @@ std::string sanitize_request_id(std::string_view value);
 std::string trace_id_from(std::string_view traceparent);
 // The token of "Bearer <token>" (scheme case-insensitive), or nullopt when missing/malformed.
 std::optional<std::string_view> bearer_token(std::string_view authorization);
+// The access token of a WebSocket upgrade request that has no Authorization header (browsers
+// cannot set one): the `token` query parameter, else a `Sec-WebSocket-Protocol` entry
+// "bearer.<token>". nullopt when neither is there.
+std::optional<std::string> upgrade_token(std::string_view query, std::string_view protocols);
 
 // An error response for a request that could not be parsed (HTTP/1.1, Connection: close).
 response bare_error(http::status status, std::string_view code, std::string_view message);

@@ -24,8 +24,9 @@
 namespace chat4all::api {
 
 // A route that takes over the connection (WebSocket upgrade). Called after the request
-// header and body were read and auth passed; the stream and any bytes already buffered
-// belong to it until it returns, after which the server closes the connection. It is
+// header and body were read and auth passed; the stream, any bytes already buffered and the
+// request itself (it may free it once answered) belong to it until it returns, after which
+// the server closes the connection. It is
 // awaited by the connection's coroutine, so a graceful drain waits for it: whoever owns
 // long-lived upgraded connections must close them (e.g. a gateway stop()) before draining.
 using upgrade_handler = std::function<boost::asio::awaitable<void>(

@@ -33,6 +33,7 @@
 #include "pipeline/message_router.hpp"
 #include "pipeline/outbox_log.hpp"
 #include "pipeline/outbox_relay.hpp"
+#include "ws/gateway.hpp"
 
 namespace chat4all::app {
 namespace asio = boost::asio;
@@ -235,10 +236,16 @@ int serve(config cfg) {
                                  return {"down", false};
                                }});
   }
-  if (runs_api)
+  // Declared before the server: its connections run on the server's I/O threads.
+  std::optional<ws::gateway> gateway;
+  if (runs_api) {
     api::register_all_routes(routes, services);
-  else
+    gateway.emplace(cfg.ws, cfg.limits,
+                    ws::gateway_services{conversations, messages, members, fan, clk, metrics});
+    gateway->register_routes(routes);
+  } else {
     api::register_ops_routes(routes, services);  // a router still exposes health and metrics
+  }
   api::http_server server(
       cfg.server, routes, [&auth](std::string_view token) { return auth.authenticate(token); },
       metrics);
@@ -270,7 +277,10 @@ int serve(config cfg) {
     if (ec) return;
     log::info("signal received, draining", {{"signal", sig}});
     ready = false;
+    // WebSocket clients are told to go (1001) first, so the drain does not wait for them.
+    if (gateway) gateway->stop();
     server.stop(std::chrono::seconds(cfg.server.shutdown_grace_s));
+    if (gateway) gateway->shutdown();
     if (router) router->stop();
     if (relay) relay->stop();
     if (forwarder) forwarder->stop();

@@ -55,6 +55,15 @@ struct fanout_config {
   std::string redis_channel_prefix = "chat4all:";
 };
 
+// The WebSocket gateway, GET /ws (SPEC §4).
+struct ws_config {
+  int heartbeat_s = 25;                                // ping interval; 2 silent intervals close it
+  int max_connections_per_user = 10;                   // per instance; one more is closed with 4008
+  std::size_t send_queue_max_events = 1024;            // per connection; overflow closes with 1013
+  std::size_t send_queue_max_bytes = 4 * 1024 * 1024;  // per connection, same policy
+  std::size_t max_frame_bytes = 256 * 1024;  // client frames; larger ones get an error event
+};
+
 struct auth_config {
   std::string jwt_secret;  // empty: generated once and kept in <data_dir>/jwt.secret
   std::string issuer = "chat4all";
@@ -135,6 +144,7 @@ struct config {
   storage_config storage;
   log_config log;
   fanout_config fanout;
+  ws_config ws;
   auth_config auth;
   limits_config limits;
   router_config router;

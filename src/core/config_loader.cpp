@@ -251,6 +251,25 @@ std::vector<key_spec> build_specs() {
       "fanout", "redis_channel_prefix", fo(&fanout_config::redis_channel_prefix), "any string",
       [](std::string_view) { return true; }, "Prefix of every Redis pub/sub channel."));
 
+  const auto ws = [](auto m) { return member(&config::ws, m); };
+  v.push_back(integer("ws", "heartbeat_s", ws(&ws_config::heartbeat_s), 1, 3600,
+                      "WebSocket heartbeat: a ping every this many seconds; a connection silent "
+                      "for 2 intervals is closed."));
+  v.push_back(integer("ws", "max_connections_per_user", ws(&ws_config::max_connections_per_user), 1,
+                      100000,
+                      "WebSocket connections of one user per instance; one more is closed with "
+                      "code 4008."));
+  v.push_back(integer("ws", "send_queue_max_events", ws(&ws_config::send_queue_max_events), 1,
+                      1000000,
+                      "Events queued for one WebSocket connection at most; a reader that falls "
+                      "further behind is closed with code 1013 (it resumes)."));
+  v.push_back(
+      integer("ws", "send_queue_max_bytes", ws(&ws_config::send_queue_max_bytes), kib, gib,
+              "Bytes of events queued for one WebSocket connection at most (same policy)."));
+  v.push_back(integer("ws", "max_frame_bytes", ws(&ws_config::max_frame_bytes), 1 * kib, 64 * mib,
+                      "Largest client WebSocket message; a larger one is discarded and answered "
+                      "with an error event (the connection stays open)."));
+
   const auto au = [](auto m) { return member(&config::auth, m); };
   v.push_back(text(
       "auth", "jwt_secret", au(&auth_config::jwt_secret), "empty or at least 32 bytes",

@@ -186,6 +186,11 @@ task<result<void>> message_router::store(pending_batch& p) {
     if (!rec && rec.err().code != errc::not_found) co_return std::move(rec).err();
     p.failed.insert(m.message_id);
     failed_.inc();
+    // The sender's devices learn it live (message.status FAILED), like any other transition.
+    if (rec)
+      fanout_.publish(
+          conversation_channel(m.conversation),
+          event_message_status(m.message_id, m.conversation, message_status::failed, now));
     log::error("message failed and was dead-lettered", {{"message_id", m.message_id.str()},
                                                         {"conversation_id", m.conversation},
                                                         {"reason", reason},

@@ -106,6 +106,15 @@ TEST(http_util, traceparent_and_bearer_parsing) {
   EXPECT_FALSE(bearer_token("Bearer "));
   EXPECT_FALSE(bearer_token("Bearer a b"));
   EXPECT_FALSE(bearer_token("Bearerabc"));
+
+  // WebSocket upgrades: ?token= first, else a "bearer.<token>" subprotocol entry.
+  EXPECT_EQ(upgrade_token("token=a.b.c", ""), "a.b.c");
+  EXPECT_EQ(upgrade_token("x=1&token=a%2Eb", "bearer.zzz"), "a.b");
+  EXPECT_EQ(upgrade_token("", "chat4all.v1, bearer.h.p.s"), "h.p.s");
+  EXPECT_EQ(upgrade_token("token=", " bearer.t ,chat4all.v1"), "t");
+  EXPECT_FALSE(upgrade_token("", "chat4all.v1"));
+  EXPECT_FALSE(upgrade_token("tok=1", "bearer."));
+  EXPECT_FALSE(upgrade_token("", ""));
 }
 
 TEST(http_util, listen_address_parsing) {
