@@ -1,5 +1,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json.hpp>
 
+#include "domain/events.hpp"
 #include "domain/message_codec.hpp"
 #include "fixture.hpp"
 
@@ -36,6 +38,26 @@ TEST_F(message_rules, accepted_message_is_stored_with_seq_after_routing) {
   EXPECT_EQ(h[1].seq, 2);
   EXPECT_EQ(h[1].sender, b.id);
   EXPECT_EQ(h[0].status, message_status::delivered);
+}
+
+// The router publishes message.created to the conversation's channel when someone listens
+// there, and skips building the event when nobody does.
+TEST_F(message_rules, router_publishes_message_created_only_to_listened_channels) {
+  const auto before = fan.stats().published;  // conversation.created and such
+  ASSERT_TRUE(run(messages.send(a, text(conv, "unheard"))));
+  EXPECT_EQ(drain(), 1u);
+  EXPECT_EQ(fan.stats().published, before);
+
+  std::vector<std::string> got;
+  auto sub = fan.subscribe(conversation_channel(conv),
+                           [&](std::string_view, std::string_view p) { got.emplace_back(p); });
+  ASSERT_TRUE(run(messages.send(b, text(conv, "heard"))));
+  EXPECT_EQ(drain(), 1u);
+  ASSERT_EQ(got.size(), 1u);
+  auto ev = boost::json::parse(got[0]).as_object();
+  EXPECT_EQ(ev.at("type").as_string(), "message.created");
+  EXPECT_EQ(ev.at("message").at("seq").as_int64(), 2);
+  EXPECT_EQ(ev.at("message").at("payload").at("content").as_string(), "heard");
 }
 
 TEST_F(message_rules, same_id_same_content_is_one_message_before_and_after_storing) {
