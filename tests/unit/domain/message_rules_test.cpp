@@ -201,6 +201,63 @@ TEST_F(message_rules, get_hides_other_conversations) {
   EXPECT_EQ(theirs.err().code, errc::not_found);
 }
 
+// The direct writers produce exactly the text the boost::json DOM produced before: stored
+// content hashes are over the payload text, and log records written by older versions
+// must stay readable the same way.
+TEST_F(message_rules, payload_and_log_record_text_match_the_json_serialiser) {
+  const std::vector<std::string> contents = {
+      "plain", "quote \" back \\ slash /", std::string("tab\tnl\n\x01\x1f ctl\0z", 15),
+      "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80", "</script>\u2028"};
+  for (const auto& content : contents) {
+    message_payload p;
+    p.content = content;
+    boost::json::object po;
+    po["type"] = "text";
+    po["content"] = content;
+    EXPECT_EQ(canonical_payload_json(p), boost::json::serialize(po));
+
+    accepted_message m;
+    m.message_id = uuid::random();
+    m.conversation = 42;
+    m.sender = 7;
+    m.payload_json = canonical_payload_json(p);
+    m.channels = {"telegram", "whatsapp"};
+    m.accepted_at = 1'234'567'890'123'456;
+    m.content_hash = 0xfedc'ba98'7654'3210ULL;
+    m.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    auto reference = [](const accepted_message& x) {
+      boost::json::object o;
+      o["v"] = 1;
+      o["id"] = x.message_id.str();
+      o["c"] = x.conversation;
+      o["s"] = x.sender;
+      o["p"] = x.payload_json;
+      boost::json::array ch;
+      for (const auto& c : x.channels) ch.emplace_back(c);
+      o["ch"] = std::move(ch);
+      o["t"] = x.accepted_at;
+      o["h"] = x.content_hash;
+      if (!x.traceparent.empty()) o["tp"] = x.traceparent;
+      return boost::json::serialize(o);
+    };
+    EXPECT_EQ(encode_log_record(m), reference(m));
+    m.channels.clear();
+    m.traceparent.clear();
+    m.content_hash = 5;
+    EXPECT_EQ(encode_log_record(m), reference(m));
+    auto back = decode_log_record(encode_log_record(m));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->payload_json, m.payload_json);
+  }
+  message_payload f;
+  f.type = message_payload::kind::file;
+  f.file_id = uuid::random();
+  boost::json::object fo;
+  fo["type"] = "file";
+  fo["file_id"] = f.file_id.str();
+  EXPECT_EQ(canonical_payload_json(f), boost::json::serialize(fo));
+}
+
 TEST_F(message_rules, log_record_round_trip) {
   accepted_message m;
   m.message_id = uuid::random();
