@@ -1,5 +1,9 @@
 // POST /v1/messages, POST /v1/messages:batch, GET /v1/messages/{message_id}.
 
+#include <boost/json/monotonic_resource.hpp>
+
+#include <optional>
+
 #include "api/handlers.hpp"
 #include "api/json_input.hpp"
 #include "api/json_output.hpp"
@@ -17,30 +21,40 @@ std::string traceparent_of(const request& req) {
   return tp.size() == 55 ? std::string(tp) : std::string();
 }
 
-json::object accepted_json(const send_request& r) {
-  json::object o;
-  o["status"] = "accepted";
-  o["message_id"] = r.message_id.str();
-  o["conversation_id"] = r.conversation;
-  return o;
+// Where a request body's JSON values live: bump allocation from a block sized for the body,
+// released at once when the handler returns.
+json::monotonic_resource body_resource(const request& req) {
+  return json::monotonic_resource(std::max<std::size_t>(1024, 2 * req.body().size()));
+}
+
+// The 202 item of an accepted message, written directly (what accepted_json serialises to).
+void append_accepted(std::string& out, const uuid& id, conversation_id conv) {
+  out += R"({"status":"accepted","message_id":")";
+  out += id.str();
+  out += R"(","conversation_id":)";
+  out += std::to_string(conv);
+  out += '}';
 }
 
 awaitable<response> do_send(api_services& s, obs::counter& accepted, request_context& ctx) {
-  auto body = parse_json_body(ctx.req);
+  auto mr = body_resource(ctx.req);
+  auto body = parse_json_body(ctx.req, &mr);
   if (!body) co_return error_response(ctx.req, body.err());
   std::vector<field_error> errs;
   auto req = read_send_request(*body, "", errs, nullptr);
   if (!req) co_return error_response(ctx.req, invalid_fields(std::move(errs)));
   req->traceparent = traceparent_of(ctx.req);
-  auto reply = accepted_json(*req);
+  std::string reply;
+  append_accepted(reply, req->message_id, req->conversation);
   auto r = co_await s.messages.send(*ctx.caller, std::move(*req));
   if (!r) co_return error_response(ctx.req, r.err());
   accepted.inc();
-  co_return json_reply(ctx, http::status::accepted, reply);
+  co_return json_response(ctx.req, http::status::accepted, std::move(reply));
 }
 
 awaitable<response> do_batch(api_services& s, obs::counter& accepted, request_context& ctx) {
-  auto body = parse_json_body(ctx.req);
+  auto mr = body_resource(ctx.req);
+  auto body = parse_json_body(ctx.req, &mr);
   if (!body) co_return error_response(ctx.req, body.err());
   field_reader f(*body);
   const auto* items = f.array("messages", true);
@@ -50,9 +64,12 @@ awaitable<response> do_batch(api_services& s, obs::counter& accepted, request_co
   if (!f.ok()) co_return error_response(ctx.req, f.failure());
 
   const auto traceparent = traceparent_of(ctx.req);
-  std::vector<json::object> results(items->size());
+  // Rejected items as JSON objects; accepted ones are written directly at the end.
+  std::vector<std::optional<json::object>> rejected(items->size());
   std::vector<send_request> valid;
+  valid.reserve(items->size());
   std::vector<std::size_t> valid_index;
+  valid_index.reserve(items->size());
   for (std::size_t i = 0; i < items->size(); ++i) {
     const auto& item = (*items)[i];
     std::vector<field_error> errs;
@@ -65,16 +82,20 @@ awaitable<response> do_batch(api_services& s, obs::counter& accepted, request_co
       errs.push_back({prefix.substr(0, prefix.size() - 1), "must be an object"});
     if (!req) {
       auto e = invalid_fields(std::move(errs));
-      results[i]["message_id"] = id_text.empty() ? json::value(nullptr) : json::value(id_text);
-      results[i]["status"] = "rejected";
-      results[i]["error"] = json::object{{"code", e.name()}, {"message", e.message}};
+      auto& o = rejected[i].emplace();
+      o["message_id"] = id_text.empty() ? json::value(nullptr) : json::value(id_text);
+      o["status"] = "rejected";
+      o["error"] = json::object{{"code", e.name()}, {"message", e.message}};
       continue;
     }
     req->traceparent = traceparent;
-    results[i] = accepted_json(*req);
     valid.push_back(std::move(*req));
     valid_index.push_back(i);
   }
+  // The ids and conversations for the answer (send_batch takes the requests).
+  std::vector<std::pair<uuid, conversation_id>> keys;
+  keys.reserve(valid.size());
+  for (const auto& v : valid) keys.emplace_back(v.message_id, v.conversation);
   auto outcomes = co_await s.messages.send_batch(*ctx.caller, std::move(valid));
   std::size_t unavailable = 0;
   for (std::size_t k = 0; k < outcomes.size(); ++k) {
@@ -82,18 +103,31 @@ awaitable<response> do_batch(api_services& s, obs::counter& accepted, request_co
       accepted.inc();
       continue;
     }
-    auto& o = results[valid_index[k]];
+    auto& o = rejected[valid_index[k]].emplace();
     const auto& e = outcomes[k].err();
     if (e.code == errc::unavailable) ++unavailable;
-    o.erase("conversation_id");
     o["status"] = "rejected";
+    o["message_id"] = keys[k].first.str();
     o["error"] = json::object{{"code", e.name()}, {"message", e.message}};
   }
   if (unavailable == items->size())
     co_return error_response(ctx.req, error{errc::unavailable, "the message log is unavailable"});
-  json::array arr;
-  for (auto& r : results) arr.push_back(std::move(r));
-  co_return json_reply(ctx, http::status::accepted, json::object{{"results", std::move(arr)}});
+  std::string out;
+  out.reserve(32 + 96 * items->size());
+  out += R"({"results":[)";
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < rejected.size(); ++i) {
+    if (i > 0) out += ',';
+    if (rejected[i]) {
+      if (k < valid_index.size() && valid_index[k] == i) ++k;
+      out += json::serialize(*rejected[i]);
+      continue;
+    }
+    append_accepted(out, keys[k].first, keys[k].second);
+    ++k;
+  }
+  out += "]}";
+  co_return json_response(ctx.req, http::status::accepted, std::move(out));
 }
 
 awaitable<response> do_get(api_services& s, request_context& ctx) {

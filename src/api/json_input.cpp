@@ -35,14 +35,14 @@ error invalid_fields(std::vector<field_error> errors) {
   return e;
 }
 
-result<json::object> parse_json_body(const request& req) {
+result<json::object> parse_json_body(const request& req, json::storage_ptr sp) {
   auto ct = req[http::field::content_type];
   if (!ct.empty() && !iequals(media_type({ct.data(), ct.size()}), "application/json"))
     return error{errc::unsupported_media, "Content-Type must be application/json"};
   json::parse_options opts;
   opts.max_depth = 32;
   boost::system::error_code ec;
-  auto v = json::parse(req.body(), ec, {}, opts);
+  auto v = json::parse(req.body(), ec, std::move(sp), opts);
   if (ec) return error{errc::invalid_input, "malformed JSON body: " + ec.message(), "invalid_json"};
   if (!v.is_object()) {
     error e{errc::invalid_input, "the body must be a JSON object"};

@@ -18,7 +18,10 @@ namespace chat4all::api {
 // The body as a JSON object. 415 unsupported_media for a non-JSON Content-Type, 400
 // invalid_json for malformed JSON (or nesting deeper than 32), 400 invalid_input when the
 // value is not an object.
-result<boost::json::object> parse_json_body(const request& req);
+// `sp`: where the parsed values live; a handler passes a monotonic_resource it owns, so
+// parsing costs a few block allocations and destroying the result frees nothing piece by
+// piece (the result must not outlive the resource).
+result<boost::json::object> parse_json_body(const request& req, boost::json::storage_ptr sp = {});
 
 // Collects field errors while reading an object; failure() reports all of them at once.
 class field_reader {

@@ -31,8 +31,9 @@ std::unique_ptr<store> make_store(const config& cfg) {
     return std::make_unique<pg_store>(cfg.storage.postgres_url, o);
   }
   fs::create_directories(cfg.storage.data_dir);
+  // Only role `all` stores messages in this process; with split roles another process may.
   return std::make_unique<sqlite_store>((fs::path(cfg.storage.data_dir) / "chat4all.db").string(),
-                                        cfg.storage);
+                                        cfg.storage, cfg.role == "all");
 }
 
 std::unique_ptr<event_log> make_event_log(const config& cfg, obs::metrics_registry& metrics) {

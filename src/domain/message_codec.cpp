@@ -8,25 +8,50 @@
 namespace chat4all {
 namespace json = boost::json;
 
+namespace {
+// Appends `s` as a JSON string literal (quoted, escaped as boost::json escapes it).
+void append_json_string(std::string& out, std::string_view s) {
+  out += json::serialize(json::string_view(s.data(), s.size()));
+}
+}  // namespace
+
+// Written directly rather than through a json::object: the same JSON text (keys in this
+// order), without building and freeing a DOM per message.
 std::string encode_log_record(const accepted_message& m) {
-  json::object o;
-  o["v"] = 1;
-  o["id"] = m.message_id.str();
-  o["c"] = m.conversation;
-  o["s"] = m.sender;
-  o["p"] = m.payload_json;
-  json::array ch;
-  for (const auto& c : m.channels) ch.emplace_back(c);
-  o["ch"] = std::move(ch);
-  o["t"] = m.accepted_at;
-  o["h"] = m.content_hash;
-  if (!m.traceparent.empty()) o["tp"] = m.traceparent;
-  return json::serialize(o);
+  std::string out;
+  out.reserve(160 + m.payload_json.size() + m.payload_json.size() / 8 + m.traceparent.size());
+  out += R"({"v":1,"id":")";
+  out += m.message_id.str();
+  out += R"(","c":)";
+  out += std::to_string(m.conversation);
+  out += R"(,"s":)";
+  out += std::to_string(m.sender);
+  out += R"(,"p":)";
+  append_json_string(out, m.payload_json);
+  out += R"(,"ch":[)";
+  for (std::size_t i = 0; i < m.channels.size(); ++i) {
+    if (i > 0) out += ',';
+    append_json_string(out, m.channels[i]);
+  }
+  out += R"(],"t":)";
+  out += std::to_string(m.accepted_at);
+  out += R"(,"h":)";
+  out += std::to_string(m.content_hash);
+  if (!m.traceparent.empty()) {
+    out += R"(,"tp":)";
+    append_json_string(out, m.traceparent);
+  }
+  out += '}';
+  return out;
 }
 
 result<accepted_message> decode_log_record(std::string_view bytes) {
+  // The DOM lives in a stack block (growing on the heap only for big records) and is
+  // dropped at once.
+  unsigned char buf[4096];
+  json::monotonic_resource mr(buf, sizeof buf);
   boost::system::error_code ec;
-  auto v = json::parse(bytes, ec);
+  auto v = json::parse(bytes, ec, &mr);
   if (ec || !v.is_object()) return error{errc::invalid_input, "log record is not a JSON object"};
   const auto& o = v.get_object();
   try {

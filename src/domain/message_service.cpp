@@ -37,16 +37,16 @@ result<std::vector<std::string>> canonical_channels(const std::vector<std::strin
   return out;
 }
 
+// The same text as serialising {"type":…,"content"|"file_id":…} with boost::json (content
+// hashes of stored messages depend on it), without a DOM.
 std::string canonical_payload_json(const message_payload& p) {
-  boost::json::object o;
   if (p.type == message_payload::kind::text) {
-    o["type"] = "text";
-    o["content"] = p.content;
-  } else {
-    o["type"] = "file";
-    o["file_id"] = p.file_id.str();
+    std::string out = R"({"type":"text","content":)";
+    out += boost::json::serialize(boost::json::string_view(p.content.data(), p.content.size()));
+    out += '}';
+    return out;
   }
-  return boost::json::serialize(o);
+  return R"({"type":"file","file_id":")" + p.file_id.str() + "\"}";
 }
 
 message_service::message_service(membership_cache& members, message_store& messages, event_log& log,

@@ -208,7 +208,11 @@ void message_router::on_stored(pending_batch& p, const std::vector<message>& sto
   duplicates_.inc(attempted - stored.size());
   for (const auto& m : stored) {
     accept_to_store_.observe(static_cast<double>(now - m.created_at) / 1e6);
-    fanout_.publish(conversation_channel(m.conversation), event_message_created(m, now));
+    // Building the event is most of the router's own CPU per message: skip it when the
+    // channel has nobody to deliver to (the usual case for ingestion-only traffic).
+    auto channel = conversation_channel(m.conversation);
+    if (fanout_.has_subscribers(channel))
+      fanout_.publish(std::move(channel), event_message_created(m, now));
     if (!m.channels.empty()) p.with_channels.push_back(m);
   }
 }

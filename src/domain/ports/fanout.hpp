@@ -25,6 +25,15 @@ class fanout {
   // Publishes `payload` to every subscriber of `channel` (e.g. "user:42"). Thread-safe,
   // non-blocking; per channel, subscribers see payloads in publish order.
   virtual void publish(std::string channel, std::string payload) = 0;
+  // Whether a publish to `channel` could reach anyone, so a publisher may skip building a
+  // payload nobody receives. A hint, thread-safe and cheap: true may be a false alarm (the
+  // default, e.g. Redis, where subscribers live in other processes); false means no
+  // subscriber in this adapter right now (one subscribing later missed nothing it was owed:
+  // delivery is best-effort and clients recover with `resume`).
+  virtual bool has_subscribers(std::string_view channel) const {
+    (void)channel;
+    return true;
+  }
   virtual std::unique_ptr<subscription> subscribe(std::string channel, handler h) = 0;
 };
 

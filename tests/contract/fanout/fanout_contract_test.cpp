@@ -211,13 +211,38 @@ TYPED_TEST_P(fanout_contract, a_handler_may_publish_and_unsubscribe_itself) {
   EXPECT_EQ(self, nullptr);
 }
 
+// has_subscribers is a hint that may say true spuriously, never false while a subscriber is
+// there (the router skips building events on false).
+TYPED_TEST_P(fanout_contract, has_subscribers_is_true_while_someone_listens) {
+  const auto ch = this->factory_.channel("listened");
+  collector c;
+  auto s = this->f_->subscribe(ch, c.handler());
+  this->factory_.settle();
+  EXPECT_TRUE(this->f_->has_subscribers(ch));
+}
+
 REGISTER_TYPED_TEST_SUITE_P(fanout_contract, delivers_to_every_subscriber_of_the_channel_only,
+                            has_subscribers_is_true_while_someone_listens,
                             publishing_to_a_channel_without_subscribers_is_harmless,
                             preserves_publish_order_per_channel,
                             destroying_the_subscription_unsubscribes,
                             concurrent_publishers_keep_one_order_per_channel,
                             subscribing_and_unsubscribing_while_publishing_is_safe,
                             a_handler_may_publish_and_unsubscribe_itself);
+
+TEST(inproc_fanout, has_subscribers_follows_subscribe_and_unsubscribe) {
+  inproc_fanout f;
+  EXPECT_FALSE(f.has_subscribers("conversation:7"));
+  collector c;
+  auto s1 = f.subscribe("conversation:7", c.handler());
+  auto s2 = f.subscribe("conversation:7", c.handler());
+  EXPECT_TRUE(f.has_subscribers("conversation:7"));
+  EXPECT_FALSE(f.has_subscribers("conversation:8"));
+  s1.reset();
+  EXPECT_TRUE(f.has_subscribers("conversation:7"));
+  s2.reset();
+  EXPECT_FALSE(f.has_subscribers("conversation:7"));
+}
 
 INSTANTIATE_TYPED_TEST_SUITE_P(inproc, fanout_contract, ::testing::Types<inproc_fanout_factory>);
 INSTANTIATE_TYPED_TEST_SUITE_P(redis, fanout_contract,

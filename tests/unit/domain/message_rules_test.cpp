@@ -1,5 +1,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json.hpp>
 
+#include "domain/events.hpp"
 #include "domain/message_codec.hpp"
 #include "fixture.hpp"
 
@@ -36,6 +38,26 @@ TEST_F(message_rules, accepted_message_is_stored_with_seq_after_routing) {
   EXPECT_EQ(h[1].seq, 2);
   EXPECT_EQ(h[1].sender, b.id);
   EXPECT_EQ(h[0].status, message_status::delivered);
+}
+
+// The router publishes message.created to the conversation's channel when someone listens
+// there, and skips building the event when nobody does.
+TEST_F(message_rules, router_publishes_message_created_only_to_listened_channels) {
+  const auto before = fan.stats().published;  // conversation.created and such
+  ASSERT_TRUE(run(messages.send(a, text(conv, "unheard"))));
+  EXPECT_EQ(drain(), 1u);
+  EXPECT_EQ(fan.stats().published, before);
+
+  std::vector<std::string> got;
+  auto sub = fan.subscribe(conversation_channel(conv),
+                           [&](std::string_view, std::string_view p) { got.emplace_back(p); });
+  ASSERT_TRUE(run(messages.send(b, text(conv, "heard"))));
+  EXPECT_EQ(drain(), 1u);
+  ASSERT_EQ(got.size(), 1u);
+  auto ev = boost::json::parse(got[0]).as_object();
+  EXPECT_EQ(ev.at("type").as_string(), "message.created");
+  EXPECT_EQ(ev.at("message").at("seq").as_int64(), 2);
+  EXPECT_EQ(ev.at("message").at("payload").at("content").as_string(), "heard");
 }
 
 TEST_F(message_rules, same_id_same_content_is_one_message_before_and_after_storing) {
@@ -177,6 +199,63 @@ TEST_F(message_rules, get_hides_other_conversations) {
   auto theirs = run(messages.get(c, id));
   ASSERT_FALSE(theirs);
   EXPECT_EQ(theirs.err().code, errc::not_found);
+}
+
+// The direct writers produce exactly the text the boost::json DOM produced before: stored
+// content hashes are over the payload text, and log records written by older versions
+// must stay readable the same way.
+TEST_F(message_rules, payload_and_log_record_text_match_the_json_serialiser) {
+  const std::vector<std::string> contents = {
+      "plain", "quote \" back \\ slash /", std::string("tab\tnl\n\x01\x1f ctl\0z", 15),
+      "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80", "</script>\u2028"};
+  for (const auto& content : contents) {
+    message_payload p;
+    p.content = content;
+    boost::json::object po;
+    po["type"] = "text";
+    po["content"] = content;
+    EXPECT_EQ(canonical_payload_json(p), boost::json::serialize(po));
+
+    accepted_message m;
+    m.message_id = uuid::random();
+    m.conversation = 42;
+    m.sender = 7;
+    m.payload_json = canonical_payload_json(p);
+    m.channels = {"telegram", "whatsapp"};
+    m.accepted_at = 1'234'567'890'123'456;
+    m.content_hash = 0xfedc'ba98'7654'3210ULL;
+    m.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    auto reference = [](const accepted_message& x) {
+      boost::json::object o;
+      o["v"] = 1;
+      o["id"] = x.message_id.str();
+      o["c"] = x.conversation;
+      o["s"] = x.sender;
+      o["p"] = x.payload_json;
+      boost::json::array ch;
+      for (const auto& c : x.channels) ch.emplace_back(c);
+      o["ch"] = std::move(ch);
+      o["t"] = x.accepted_at;
+      o["h"] = x.content_hash;
+      if (!x.traceparent.empty()) o["tp"] = x.traceparent;
+      return boost::json::serialize(o);
+    };
+    EXPECT_EQ(encode_log_record(m), reference(m));
+    m.channels.clear();
+    m.traceparent.clear();
+    m.content_hash = 5;
+    EXPECT_EQ(encode_log_record(m), reference(m));
+    auto back = decode_log_record(encode_log_record(m));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->payload_json, m.payload_json);
+  }
+  message_payload f;
+  f.type = message_payload::kind::file;
+  f.file_id = uuid::random();
+  boost::json::object fo;
+  fo["type"] = "file";
+  fo["file_id"] = f.file_id.str();
+  EXPECT_EQ(canonical_payload_json(f), boost::json::serialize(fo));
 }
 
 TEST_F(message_rules, log_record_round_trip) {

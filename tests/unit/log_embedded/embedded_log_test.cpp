@@ -149,6 +149,20 @@ TEST(embedded_log_crc32c, matches_the_standard_check_value) {
   EXPECT_EQ(whole, split);
 }
 
+TEST(embedded_log_crc32c, hardware_and_table_versions_agree) {
+  std::string data;
+  for (int i = 0; i < 300; ++i) data.push_back(static_cast<char>(i * 37 + 11));
+  for (std::size_t off = 0; off < 9; ++off) {
+    for (std::size_t len : {0, 1, 7, 8, 9, 63, 64, 65, 250}) {
+      if (off + len > data.size()) continue;
+      EXPECT_EQ(log_embedded::crc32c_extend(0x1234u, data.data() + off, len),
+                log_embedded::crc32c_extend_portable(0x1234u, data.data() + off, len))
+          << off << "+" << len;
+    }
+  }
+  EXPECT_EQ(log_embedded::crc32c_extend_portable(0, "123456789", 9), 0xE3069283u);
+}
+
 TEST(embedded_log, reopening_keeps_every_record_and_continues_offsets) {
   temp_dir dir;
   {

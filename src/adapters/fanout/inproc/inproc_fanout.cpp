@@ -5,6 +5,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -22,6 +23,14 @@ struct subscriber {
 
 using subscriber_list = std::vector<std::shared_ptr<subscriber>>;
 
+// Lets the registry be searched with a string_view (no std::string per lookup).
+struct name_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
 struct channel {
   std::mutex mu;
   // Copy-on-write: publishers take a snapshot and call handlers without holding `mu`.
@@ -37,7 +46,7 @@ struct state {
 
   const std::size_t max_pending;
   std::mutex mu;  // the registry; lock order: state::mu before channel::mu
-  std::unordered_map<std::string, std::shared_ptr<channel>> channels;
+  std::unordered_map<std::string, std::shared_ptr<channel>, name_hash, std::equal_to<>> channels;
   std::atomic<std::uint64_t> published{0}, delivered{0}, dropped{0}, handler_errors{0};
 
   void deliver(const std::string& name, const std::string& payload, const subscriber_list& subs) {
@@ -131,6 +140,13 @@ void inproc_fanout::publish(std::string channel_name, std::string payload) {
     lk.lock();
   }
   ch->delivering = false;
+}
+
+bool inproc_fanout::has_subscribers(std::string_view channel_name) const {
+  // A channel is in the registry exactly while it has subscribers (the last unsubscribe
+  // erases it).
+  std::lock_guard reg(state_->mu);
+  return state_->channels.find(channel_name) != state_->channels.end();
 }
 
 std::unique_ptr<fanout::subscription> inproc_fanout::subscribe(std::string channel_name,

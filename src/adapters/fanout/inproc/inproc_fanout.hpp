@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "domain/ports/fanout.hpp"
 
@@ -45,6 +46,7 @@ class inproc_fanout final : public fanout {
 
   void publish(std::string channel, std::string payload) override;
   std::unique_ptr<subscription> subscribe(std::string channel, handler h) override;
+  bool has_subscribers(std::string_view channel) const override;
 
   inproc_fanout_stats stats() const;
 

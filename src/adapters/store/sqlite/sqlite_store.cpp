@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "adapters/store/sqlite/db.hpp"
+#include "adapters/store/sqlite/known_ids.hpp"
 #include "adapters/store/sqlite/ops.hpp"
 #include "core/offload.hpp"
 
@@ -51,8 +52,49 @@ struct sqlite_store::impl {
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<sqlite::connection>> idle_readers_;
 
-  impl(std::string path, const storage_config& cfg)
-      : path_(std::move(path)), pool_(static_cast<std::size_t>(std::max(cfg.worker_threads, 1))) {
+  // The message_ids in the messages table (see known_ids.hpp); null until migrate() loaded
+  // it, and always when this process is not the only writer of the table.
+  const bool sole_writer_;
+  mutable std::mutex known_mu_;
+  std::shared_ptr<sqlite::known_ids> known_;
+
+  std::shared_ptr<sqlite::known_ids> known() const {
+    std::lock_guard lk(known_mu_);
+    return known_;
+  }
+
+  // Writer thread: a filter holding every message_id in the table, with room to grow.
+  void load_known(sqlite::connection& c) {
+    static constexpr const char* count_sql = "SELECT count(*) FROM messages";
+    static constexpr const char* ids_sql = "SELECT message_id FROM messages";
+    std::size_t n = 0;
+    {
+      auto st = c.prepare(count_sql);
+      if (st.step()) n = static_cast<std::size_t>(st.int64(0));
+    }
+    auto k = std::make_shared<sqlite::known_ids>(2 * n);
+    auto st = c.prepare(ids_sql);
+    while (st.step()) k->add(uuid::from_raw(st.blob(0)));
+    std::lock_guard lk(known_mu_);
+    known_ = std::move(k);
+  }
+
+  // Writer thread, after the commit that inserted `ids`.
+  template <class Ids>
+  void remember(sqlite::connection& c, const Ids& ids) {
+    auto k = known();
+    if (!k) return;
+    for (const auto& id : ids) k->add(id);
+    // Past its capacity the filter answers "maybe" more and more often: rebuild it twice as
+    // big (a scan of the message_id index on the writer thread, once per doubling).
+    if (k->added() > k->capacity() && k->capacity() < sqlite::known_ids::max_capacity)
+      load_known(c);
+  }
+
+  impl(std::string path, const storage_config& cfg, bool sole_writer)
+      : path_(std::move(path)),
+        pool_(static_cast<std::size_t>(std::max(cfg.worker_threads, 1))),
+        sole_writer_(sole_writer) {
     reader_opts_.synchronous = cfg.sqlite_synchronous;
     reader_opts_.busy_timeout_ms = cfg.busy_timeout_ms;
     reader_opts_.writer = false;
@@ -131,14 +173,17 @@ struct sqlite_store::impl {
   }
 };
 
-sqlite_store::sqlite_store(std::string db_path, storage_config cfg)
-    : impl_(std::make_unique<impl>(std::move(db_path), cfg)) {}
+sqlite_store::sqlite_store(std::string db_path, storage_config cfg, bool sole_message_writer)
+    : impl_(std::make_unique<impl>(std::move(db_path), cfg, sole_message_writer)) {}
 
 sqlite_store::~sqlite_store() = default;
 
 task<result<int>> sqlite_store::migrate() {
-  return impl_->write(
-      [](sqlite::connection& c) -> result<int> { return sqlite::apply_migrations(c); });
+  return impl_->write([i = impl_.get()](sqlite::connection& c) -> result<int> {
+    const int applied = sqlite::apply_migrations(c);
+    if (i->sole_writer_) i->load_known(c);
+    return applied;
+  });
 }
 
 task<result<void>> sqlite_store::ping() {
@@ -246,26 +291,55 @@ task<result<read_mark_result>> sqlite_store::mark_read(conversation_id conv, use
 
 task<result<std::vector<message>>> sqlite_store::store_messages(std::vector<accepted_message> batch,
                                                                 timestamp_us now) {
-  return impl_->write(
-      [batch = std::move(batch), now](sqlite::connection& c) -> result<std::vector<message>> {
-        return sqlite::store_messages(c, batch, now);
-      });
+  return impl_->write([i = impl_.get(), batch = std::move(batch),
+                       now](sqlite::connection& c) -> result<std::vector<message>> {
+    auto stored = sqlite::store_messages(c, batch, now);
+    std::vector<uuid> ids;
+    ids.reserve(stored.size());
+    for (const auto& m : stored) ids.push_back(m.message_id);
+    i->remember(c, ids);
+    return stored;
+  });
 }
 
 task<result<void>> sqlite_store::store_failed(accepted_message m, std::string reason,
                                               timestamp_us now) {
-  return impl_->write(
-      [m = std::move(m), reason = std::move(reason), now](sqlite::connection& c) -> result<void> {
-        return sqlite::store_failed(c, m, reason, now);
-      });
+  return impl_->write([i = impl_.get(), m = std::move(m), reason = std::move(reason),
+                       now](sqlite::connection& c) -> result<void> {
+    auto r = sqlite::store_failed(c, m, reason, now);
+    if (r) i->remember(c, std::vector<uuid>{m.message_id});
+    return r;
+  });
 }
 
 task<result<std::vector<std::optional<std::uint64_t>>>> sqlite_store::find_content_hashes(
     std::vector<uuid> ids) {
-  return impl_->read([ids = std::move(ids)](sqlite::connection& c)
-                         -> result<std::vector<std::optional<std::uint64_t>>> {
-    return sqlite::find_content_hashes(c, ids);
-  });
+  using hashes = std::vector<std::optional<std::uint64_t>>;
+  const auto k = impl_->known();
+  if (!k) {
+    auto all = [ids = std::move(ids)](sqlite::connection& c) -> result<hashes> {
+      return sqlite::find_content_hashes(c, ids);
+    };
+    co_return co_await impl_->read(std::move(all));
+  }
+  // Only the ids the filter cannot rule out are looked up (usually none: no query, no hop
+  // to the read pool).
+  hashes out(ids.size());
+  std::vector<uuid> maybe;
+  std::vector<std::size_t> where;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (!k->may_contain(ids[i])) continue;
+    maybe.push_back(ids[i]);
+    where.push_back(i);
+  }
+  if (maybe.empty()) co_return out;
+  auto look_up = [maybe = std::move(maybe)](sqlite::connection& c) -> result<hashes> {
+    return sqlite::find_content_hashes(c, maybe);
+  };
+  auto found = co_await impl_->read(std::move(look_up));
+  if (!found) co_return std::move(found).err();
+  for (std::size_t j = 0; j < where.size(); ++j) out[where[j]] = (*found)[j];
+  co_return out;
 }
 
 task<result<message_with_history>> sqlite_store::get_message(uuid id) {

@@ -23,6 +23,10 @@
 // - store_messages skips a message whose conversation does not exist (it is not returned),
 //   so one bad record never blocks the batch.
 // - history of an unknown conversation is an empty page.
+// - find_content_hashes answers "not stored" for most fresh ids from an in-memory filter of
+//   the stored message_ids (no query), when constructed as the only writer of messages
+//   (sole_message_writer; the filter is loaded by migrate()). Give false when another
+//   process may store messages into the same database file.
 // - list_conversations: total comes from COUNT(*) OVER () in the same statement (a second
 //   cheap count runs only when the requested page is empty).
 
@@ -39,7 +43,7 @@ class sqlite_store final : public store {
   // Opens (creating if needed, with its parent directory) the database at `db_path` and
   // configures the writer connection. Does not migrate: call migrate() before use.
   // Throws std::runtime_error when the file cannot be opened (a startup error).
-  sqlite_store(std::string db_path, storage_config cfg);
+  sqlite_store(std::string db_path, storage_config cfg, bool sole_message_writer = true);
   ~sqlite_store() override;
   sqlite_store(const sqlite_store&) = delete;
   sqlite_store& operator=(const sqlite_store&) = delete;
