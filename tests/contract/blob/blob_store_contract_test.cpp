@@ -331,5 +331,40 @@ TYPED_TEST(blob_contract, presigned_get_serves_the_object_when_the_adapter_presi
   EXPECT_TRUE(run_sync(this->store->remove(key)));
 }
 
+// Not part of the port's contract but of the s3 adapter's: a store it cannot use is
+// "unavailable" (retryable, 503 to clients), never a crash or a hang.
+TEST(s3_blob_store_failures, wrong_credentials_and_an_unreachable_endpoint_are_unavailable) {
+  s3_factory f;
+  f.set_up();
+  if (IsSkipped()) return;
+  auto o = f.o;
+  o.secret_key = "not-the-secret";
+  s3_blob_store wrong(o);
+  auto h = run_sync(wrong.begin(f.key("denied")));
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.err().code, errc::unavailable);
+  EXPECT_NE(h.err().message.find("SignatureDoesNotMatch"), std::string::npos) << h.err().message;
+  string_source src(random_bytes(100, 1));
+  auto p = run_sync(wrong.put_part(f.key("denied"), "some-upload", 1, 100, src));
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.err().code, errc::unavailable);
+
+  o = f.o;
+  o.endpoint = "http://127.0.0.1:9";  // discard port: nothing listens
+  o.connect_timeout_ms = 1000;
+  s3_blob_store down(o);
+  auto d = run_sync(down.begin(f.key("down")));
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.err().code, errc::unavailable);
+  string_source src2(random_bytes(6 * mib, 2));
+  auto q = run_sync(down.put_part(f.key("down"), "some-upload", 1, 6 * mib, src2));
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.err().code, errc::unavailable);
+  string_sink sink;
+  auto r = run_sync(down.read(f.key("down"), 0, 10, sink));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, errc::unavailable);
+}
+
 }  // namespace
 }  // namespace chat4all

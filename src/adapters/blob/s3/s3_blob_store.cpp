@@ -221,7 +221,8 @@ struct s3_blob_store::impl {
              std::shared_ptr<byte_pipe> pipe) {
     asio::post(pool,
                [this, call = std::move(call), out = std::move(out), pipe = std::move(pipe)]() {
-                 perform(*call, *out);
+                 // Given up while it waited for a worker (the client left): no request.
+                 if (!pipe->abandoned()) perform(*call, *out);
                  pipe->finish();
                });
   }
