@@ -23,6 +23,13 @@
 // staging buffer, curl's own buffers. More concurrent transfers than `transfers` wait in line
 // (their pipe fills, then the request body is not read: TCP backpressure to the client).
 //
+// libcurl 7.88 SigV4 facts (checked against MinIO): the canonical query string is the URL's
+// as written, so parameters are written sorted and with "=" ("?uploads=", not "?uploads");
+// a user header `x-amz-content-sha256` is signed as given (UNSIGNED-PAYLOAD for streamed
+// parts; the explicit SHA-256 of the XML body for CompleteMultipartUpload, whose own hash
+// curl gets wrong); removing `Expect:` with an empty header makes curl sign a header it does
+// not send, so parts keep curl's `Expect: 100-continue` (one local round trip per part).
+//
 // Errors: connection failures, timeouts, 5xx and 403 -> unavailable (retryable: a
 // misconfigured key must not fail uploads for good); 404 NoSuch* -> not_found; other 4xx ->
 // invalid_input; a source that ends early -> invalid_input (the part is not stored: curl
