@@ -9,8 +9,9 @@
 #   scripts/services/minio.sh env      # the CHAT4ALL_TEST_S3_* variables the tests read
 #
 # MinIO is built with `go install github.com/minio/minio@<pinned version>` into
-# <repo>/.cache/minio/bin (git-ignored; the Go module and build caches stay in Go's default
-# places, so a rebuild is fast). It listens on 127.0.0.1:${CHAT4ALL_MINIO_PORT:-29400} (console
+# <repo>/.cache/minio/bin (git-ignored), with Go's module and build caches in <repo>/.cache/go
+# and <repo>/.cache/go-build (a rebuild is fast; nothing is written outside the project).
+# It listens on 127.0.0.1:${CHAT4ALL_MINIO_PORT:-29400} (console
 # on the next port) only, keeps its data in <repo>/var/services/minio/data (git-ignored) and
 # runs with the project's test credentials below (override them for anything but tests).
 # `start` creates the bucket ${CHAT4ALL_MINIO_BUCKET:-chat4all} with a SigV4-signed PUT (curl's
@@ -52,7 +53,11 @@ cmd_install() {
   go=$(find_go) || die "Go is needed to build MinIO (go install github.com/minio/minio@$version)"
   mkdir -p "$bindir"
   echo "minio: building github.com/minio/minio@$version (first time only; several minutes)" >&2
-  GOBIN=$bindir GOFLAGS=-buildvcs=false CGO_ENABLED=0 "$go" install "github.com/minio/minio@$version" ||
+  # Every Go cache inside the project (git-ignored): a fresh clone as root in CI writes nothing
+  # outside it; -modcacherw keeps the module cache deletable.
+  GOPATH=$repo/.cache/go GOMODCACHE=$repo/.cache/go/pkg/mod GOCACHE=$repo/.cache/go-build \
+    GOBIN=$bindir GOFLAGS="-buildvcs=false -modcacherw" CGO_ENABLED=0 \
+    "$go" install "github.com/minio/minio@$version" ||
     die "go install github.com/minio/minio@$version failed"
   echo "$version" >"$stamp"
 }

@@ -60,7 +60,7 @@ json::object status_json(const upload_record& r) {
   if (r.status == upload_status::completed) {
     o["file_id"] = r.id.str();
     o["download_url"] = "/v1/files/" + r.id.str();
-    o["sha256"] = r.file_sha256;
+    if (!r.file_sha256.empty()) o["sha256"] = r.file_sha256;
     o["detected_mime_type"] = r.detected_mime;
   }
   return o;
@@ -217,7 +217,9 @@ awaitable<std::optional<response>> do_download(api_services& s, request_context&
   if (!id) co_return error_response(ctx.req, id.err());
   auto f = co_await s.files.file_for_download(*ctx.caller, *id);
   if (!f) co_return error_response(ctx.req, f.err());
-  const std::string etag = "\"" + f->file_sha256 + "\"";
+  // The whole-file SHA-256 when the client declared one (verified); else the id: a file's
+  // bytes never change.
+  const std::string etag = "\"" + (f->file_sha256.empty() ? f->id.str() : f->file_sha256) + "\"";
   if (s.cfg.uploads.download_redirect) {
     if (auto url = s.files.presigned_url(*f)) {
       response res{http::status::found, ctx.req.version()};

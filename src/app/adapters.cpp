@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "adapters/blob/fs/fs_blob_store.hpp"
+#include "adapters/blob/s3/s3_blob_store.hpp"
 #include "adapters/fanout/inproc/inproc_fanout.hpp"
 #include "adapters/fanout/redis/redis_fanout.hpp"
 #include "adapters/log/embedded/embedded_log.hpp"
@@ -62,10 +63,18 @@ std::unique_ptr<event_log> make_event_log(const config& cfg, obs::metrics_regist
 }
 
 std::unique_ptr<blob_store> make_blob_store(const config& cfg) {
-  if (cfg.blobs.backend == "s3")
-    throw std::runtime_error(
-        "config: blobs.backend = s3 is not available in this build yet (the s3 blob store is "
-        "unfinished); use blobs.backend = fs");
+  if (cfg.blobs.backend == "s3") {
+    if (cfg.blobs.s3_endpoint.empty()) missing("blobs.s3_endpoint", "s3");
+    s3_options o;
+    o.endpoint = cfg.blobs.s3_endpoint;
+    o.bucket = cfg.blobs.s3_bucket;
+    o.region = cfg.blobs.s3_region;
+    o.access_key = cfg.blobs.s3_access_key;
+    o.secret_key = cfg.blobs.s3_secret_key;
+    o.public_endpoint = cfg.blobs.s3_public_endpoint;
+    o.transfers = cfg.blobs.s3_transfers;
+    return std::make_unique<s3_blob_store>(std::move(o));
+  }
   const std::string dir = cfg.blobs.fs_dir.empty()
                               ? (fs::path(cfg.storage.data_dir) / "blobs").string()
                               : cfg.blobs.fs_dir;

@@ -1,4 +1,4 @@
-// chat4all: serve | user add NAME | migrate | version.
+// chat4all: serve | user add NAME | migrate | upload FILE --conversation N | version.
 
 #include <CLI/CLI.hpp>
 
@@ -6,6 +6,7 @@
 #include <string>
 
 #include "app/application.hpp"
+#include "app/upload_client.hpp"
 #include "core/config_loader.hpp"
 
 #ifndef CHAT4ALL_VERSION
@@ -41,7 +42,23 @@ int main(int argc, char** argv) {
   add_common(mig);
   cli.add_subcommand("version", "print the version");
 
+  auto* upload = cli.add_subcommand(
+      "upload", "upload a file to a conversation (progress bar; run again to resume)");
+  chat4all::app::upload_options up;
+  upload->add_option("FILE", up.file, "the file")->required();
+  upload->add_option("--conversation", up.conversation, "conversation id")->required();
+  upload->add_option("--url", up.url, "server base URL")->capture_default_str();
+  upload->add_option("--token", up.token, "access token (or --user)");
+  upload->add_option("--user", up.user,
+                     "username (password: --password, CHAT4ALL_PASSWORD or stdin)");
+  upload->add_option("--password", up.password, "password");
+  upload->add_option("--chunk-size", up.chunk_size, "chunk size in bytes (server default)");
+  upload->add_option("--max-rate", up.max_rate, "bytes per second (0 = no limit)");
+  upload->add_option("--mime-type", up.mime_type, "declared media type")->capture_default_str();
+
   CLI11_PARSE(cli, argc, argv);
+
+  if (cli.got_subcommand("upload")) return chat4all::app::upload_file(std::move(up));
 
   if (cli.got_subcommand("version")) {
     std::cout << "chat4all " << CHAT4ALL_VERSION << '\n';

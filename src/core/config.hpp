@@ -130,6 +130,7 @@ struct blobs_config {
   std::string s3_secret_key;
   std::string s3_public_endpoint;  // host clients reach for presigned URLs ("" = s3_endpoint)
   std::string s3_key_prefix;       // prepended to every object key
+  int s3_transfers = 32;           // concurrent S3 requests (worker threads of the s3 store)
 };
 
 struct logging_config {

@@ -397,6 +397,9 @@ std::vector<key_spec> build_specs() {
       "Endpoint clients can reach, used as the host of presigned URLs; empty: s3_endpoint."));
   v.push_back(text("blobs", "s3_key_prefix", bl(&blobs_config::s3_key_prefix), "any string",
                    any_text, "Prefix of every object key (several deployments in one bucket)."));
+  v.push_back(integer("blobs", "s3_transfers", bl(&blobs_config::s3_transfers), 1, 1024,
+                      "Concurrent S3 requests (worker threads, one blocking transfer each); "
+                      "more chunk uploads than this wait in line."));
 
   const auto lo = [](auto m) { return member(&config::logging, m); };
   v.push_back(choice("logging", "level", lo(&logging_config::level),

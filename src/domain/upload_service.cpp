@@ -321,17 +321,26 @@ task<result<void>> upload_service::merge(uuid id) {
     if (done.err().code == errc::unavailable) co_return done;  // retry later
     co_return co_await fail(*rec, "assembling the parts failed: " + done.err().message);
   }
+  // The assembled object is read back: its first bytes for the type (one ranged read of at
+  // most 8 KiB), and all of it for the SHA-256, only when the client declared one (chunks
+  // arrive in any order, so the whole-file hash cannot be computed on the way in). On S3
+  // that is a GET of the whole object from the store: merge time grows with the file
+  // (docs/operations.md). Without a declared checksum nothing more is read and the file has
+  // no whole-file SHA-256 (downloads then use the file id as ETag).
   string_sink head;
   const auto head_len = std::min<std::uint64_t>(sniff_bytes, rec->file_size);
   if (auto r = co_await blobs_.read(rec->blob_key, 0, head_len, head); !r) co_return r;
   // libmagic on a few KiB (mmap'd database): ~1 ms; the merger never runs on an HTTP I/O thread.
   const std::string detected = sniff_mime_type(head.data);
-  sha_sink whole;
-  if (auto r = co_await blobs_.read(rec->blob_key, 0, rec->file_size, whole); !r) co_return r;
-  const std::string sha = crypto::to_hex(whole.sha.finish());
-  if (!rec->checksum_sha256.empty() && sha != rec->checksum_sha256)
-    co_return co_await fail(*rec, "checksum_mismatch: the file's SHA-256 is " + sha +
-                                      ", the client declared " + rec->checksum_sha256);
+  std::string sha;
+  if (!rec->checksum_sha256.empty()) {
+    sha_sink whole;
+    if (auto r = co_await blobs_.read(rec->blob_key, 0, rec->file_size, whole); !r) co_return r;
+    sha = crypto::to_hex(whole.sha.finish());
+    if (sha != rec->checksum_sha256)
+      co_return co_await fail(*rec, "checksum_mismatch: the file's SHA-256 is " + sha +
+                                        ", the client declared " + rec->checksum_sha256);
+  }
   if (!mime_types_agree(rec->mime_type, detected) && cfg_.magic_mismatch == "reject")
     co_return co_await fail(
         *rec, "content_type_mismatch: declared " + rec->mime_type + ", the content is " + detected);

@@ -8,7 +8,7 @@ with scripts/services/minio.sh), on MinIO through the s3 blob store.
 File contents are generated chunk by chunk from a seeded PRNG (random.Random(seed:chunk)),
 so a 1 GB upload never sits in the test's memory: each chunk is made, hashed and sent, then
 dropped; downloads are hashed as they stream in. CHAT4ALL_TEST_UPLOAD_BIG_MB sets the size
-of the big round trip (default 1024)."""
+of the big round trip (default 1024; 256 in cluster mode)."""
 
 import hashlib
 import http.client
@@ -18,11 +18,14 @@ import random
 import socket
 import time
 import unittest
+import urllib.parse
 
+import s3_client
 from harness import Api, ServerTestCase, User, create_conversation, new_id, wait_for, cluster_mode
 
 MIB = 1024 * 1024
-BIG_MB = int(os.environ.get("CHAT4ALL_TEST_UPLOAD_BIG_MB", "1024"))
+# Cluster mode (MinIO, PostgreSQL, Kafka) defaults to 256 MB to keep CI time bounded.
+BIG_MB = int(os.environ.get("CHAT4ALL_TEST_UPLOAD_BIG_MB", "256" if cluster_mode() else "1024"))
 
 
 def s3_env(tag: str) -> dict:
@@ -75,6 +78,19 @@ class Content:
 
 class UploadCase(ServerTestCase):
     """Shared helpers; subclasses pick the server settings."""
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        prefix = cls.server_env.get("CHAT4ALL_BLOBS_S3_KEY_PREFIX")
+        if prefix:  # the test's objects in MinIO (completed files stay there otherwise)
+            for key, _ in s3_client.objects(prefix):
+                s3_client.request("DELETE", key)
+
+    def s3_key(self, upload_id):
+        """The object key of an upload when the server runs on S3 (None on the fs store)."""
+        prefix = self.server_env.get("CHAT4ALL_BLOBS_S3_KEY_PREFIX")
+        return None if prefix is None else f"{prefix}files/{upload_id}"
 
     def conn(self, timeout=120):
         return http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=timeout)
@@ -196,6 +212,10 @@ class UploadFlowTest(UploadCase):
         self.assertEqual(final["percentage"], 100)
         file_id = final["file_id"]
         self.assertEqual(final["download_url"], f"/v1/files/{file_id}")
+        if key := self.s3_key(file_id):
+            # S3: one object of the file's size, no multipart upload left behind.
+            self.assertEqual(s3_client.objects(key), [(key, content.size)])
+            self.assertEqual(s3_client.multipart_uploads(key), [])
 
         r = self.send_file_message(self.alice, self.conv, file_id)
         self.assertEqual(r.status, 202, r)
@@ -293,6 +313,8 @@ class UploadFlowTest(UploadCase):
         final = self.wait_final(self.alice, up["upload_id"])
         self.assertEqual(final["status"], "FAILED")
         self.assertTrue(final["reason"].startswith("checksum_mismatch"), final)
+        if key := self.s3_key(up["upload_id"]):  # S3: neither the object nor its parts stay
+            self.assertEqual((s3_client.objects(key), s3_client.multipart_uploads(key)), ([], []))
         self.assertError(self.send_file_message(self.alice, self.conv, up["upload_id"]), 400, "invalid_input")
 
         # A chunk re-sent with different bytes -> 409; the stored chunk stays.
@@ -429,14 +451,23 @@ class UploadExpiryTest(UploadCase):
         uid = self.initiate(a, conv, content)["upload_id"]
         self.assertEqual(self.put_chunk(a, uid, 1, content.chunk(1))[0], 200)
         blob_dir = os.path.join(self.server.data_dir, "blobs", "files", uid)
-        if "CHAT4ALL_BLOBS_BACKEND" not in self.server_env:
+        key = self.s3_key(uid)
+        if key is None:
             self.assertTrue(os.path.isdir(blob_dir))
+        else:  # the chunk is part 1 of the upload's S3 multipart upload
+            uploads = s3_client.multipart_uploads(key)
+            self.assertEqual([k for k, _ in uploads], [key])
+            self.assertEqual(s3_client.parts(key, uploads[0][1]), [1])
         st = wait_for(lambda: (lambda r: r.json if r.json["status"] == "EXPIRED" else None)(self.status(a, uid)),
                       timeout=30, interval=0.3, what="upload expired")
         self.assertEqual(st["uploaded_chunks"], 0)  # the chunk rows are gone
         self.assertTrue(st["reason"].startswith("expired"))
-        if "CHAT4ALL_BLOBS_BACKEND" not in self.server_env:
+        if key is None:
             self.assertFalse(os.path.exists(blob_dir))
+        else:  # AbortMultipartUpload: the upload and its parts are gone from MinIO
+            self.assertEqual(s3_client.multipart_uploads(key), [])
+            self.assertIsNone(s3_client.parts(key, uploads[0][1]))
+            self.assertEqual(s3_client.objects(key), [])
         code, body = self.put_chunk(a, uid, 2, content.chunk(2))
         self.assertEqual(code, 409, body)
         self.assertError(self.api.post(f"/v1/files/{uid}/complete", token=a.token), 409)
@@ -455,6 +486,43 @@ class UploadExpiryTest(UploadCase):
         self.assertEqual(r.status, 429)
         self.assertEqual(json.loads(r.read())["error"]["code"], "too_many_uploads")
         c.close()
+
+
+@unittest.skipUnless(s3_env("redirect"), "needs cluster mode with CHAT4ALL_TEST_S3_ENDPOINT (MinIO)")
+class UploadRedirectTest(UploadCase):
+    """S3 with uploads.download_redirect: downloads answer 302 to a presigned MinIO URL."""
+    server_env = {"CHAT4ALL_UPLOADS_DOWNLOAD_REDIRECT": "true", "CHAT4ALL_UPLOADS_PRESIGN_TTL_S": "120",
+                  **s3_env("redirect")}
+
+    def test_download_redirects_to_a_presigned_url(self):
+        a, b = User(self.api, "alice"), User(self.api, "bob")
+        conv = create_conversation(self.api, a.token, [b.id], type_="private")["id"]
+        content = Content(7 * MIB, 5 * MIB)
+        up = self.initiate(a, conv, content, filename="report 1.pdf", checksum_sha256=content.sha256())
+        self.upload_all(a, up["upload_id"], content)
+        self.assertEqual(self.api.post(f"/v1/files/{up['upload_id']}/complete", token=a.token).status, 202)
+        self.assertEqual(self.wait_final(a, up["upload_id"])["status"], "COMPLETED")
+        c = self.conn()
+        c.request("GET", f"/v1/files/{up['upload_id']}", headers={"Authorization": f"Bearer {b.token}"})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        self.assertEqual(r.status, 302)
+        url = urllib.parse.urlparse(r.headers["Location"])
+        self.assertEqual(f"{url.scheme}://{url.netloc}", os.environ["CHAT4ALL_TEST_S3_ENDPOINT"])
+        self.assertIn("X-Amz-Signature=", url.query)
+        # The presigned URL works without credentials and serves the file with its headers.
+        c = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        c.request("GET", f"{url.path}?{url.query}")
+        r = c.getresponse()
+        sha = hashlib.sha256(r.read()).hexdigest()
+        c.close()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(sha, content.sha256())
+        self.assertIn("report%201.pdf", r.headers["Content-Disposition"])
+        # Not a member: no URL.
+        eve = User(self.api, "eve")
+        self.assertEqual(self.download_bytes(eve, up["upload_id"])[0], 403)
 
 
 if __name__ == "__main__":

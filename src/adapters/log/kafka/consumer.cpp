@@ -91,7 +91,9 @@ consumer::consumer(const kafka_options& opts, const std::string& topic, const st
     : topic_(opts.topic_prefix + topic),
       log_stopped_(std::move(log_stopped)),
       probe_(std::move(probe)) {
-  rk_ = make_client(make_conf(consumer_config(opts, group), "consumer"), true);
+  const auto props = consumer_config(opts, group);
+  cooperative_ = props.at("partition.assignment.strategy") == "cooperative-sticky";
+  rk_ = make_client(make_conf(props, "consumer"), true);
   // Logs, errors and rebalances are served by rd_kafka_consumer_poll too.
   rd_kafka_poll_set_consumer(rk_.get());
   std::unique_ptr<rd_kafka_topic_partition_list_t, list_deleter> topics(
@@ -114,8 +116,21 @@ consumer::~consumer() {
   }
   // On the consumer's thread, after any job still queued there.
   rd_kafka_t* rk = rk_.get();
-  asio::post(worker_, [rk] { close_consumer(rk); });
+  bool leak = false;
+  asio::post(worker_, [this, rk, &leak] {
+    if (cooperative_ && !ever_assigned_ && assigned_partitions(rk) == 0) {
+      leak = true;  // see ever_assigned_: destroying it would abort the process
+      return;
+    }
+    close_consumer(rk);
+  });
   worker_.join();
+  if (leak) {
+    log::warn("kafka consumer never got a partition: left open until the process exits",
+              {{"topic", topic_}});
+    (void)rk_.release();
+    return;
+  }
   rk_.reset();
 }
 
@@ -144,6 +159,7 @@ result<std::vector<log_entry>> consumer::poll_now(std::size_t max_entries,
   if (max_entries == 0) return out;
   out.reserve(std::min<std::size_t>(max_entries, 1024));
   const auto deadline = std::chrono::steady_clock::now() + max_wait;
+  if (cooperative_ && !ever_assigned_) ever_assigned_ = assigned_partitions(rk_.get()) > 0;
   while (out.size() < max_entries) {
     int timeout_ms = 0;  // once something arrived, take only what is already there
     if (out.empty()) {

@@ -45,6 +45,11 @@ class consumer final : public log_consumer {
   std::string topic_;  // full name
   std::shared_ptr<const std::atomic<bool>> log_stopped_;
   client_ptr rk_;
+  // Cooperative-sticky and never assigned a partition: librdkafka 2.0.2 aborts when such a
+  // consumer is destroyed (its issue #4312, fixed in 2.3.0), so the destructor then leaves
+  // the handle to the process exit instead (worker thread only).
+  bool cooperative_ = false;
+  bool ever_assigned_ = false;
   boost::asio::thread_pool worker_{1};
   std::shared_ptr<consumer_probe> probe_;
 };
