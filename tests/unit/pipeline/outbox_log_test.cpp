@@ -80,8 +80,8 @@ class outbox_log_test : public ::testing::Test {
 
   outbox_log& log() {
     if (!ol)
-      ol = std::make_unique<outbox_log>(primary, box, clk, [this] { return healthy; }, opts,
-                                        metrics);
+      ol = std::make_unique<outbox_log>(
+          primary, box, clk, [this] { return healthy; }, opts, metrics);
     return *ol;
   }
 
