@@ -11,7 +11,6 @@
 #include "adapters/log/kafka/kafka_log.hpp"
 #include "adapters/store/postgres/pg_store.hpp"
 #include "adapters/store/sqlite/sqlite_store.hpp"
-#include "pipeline/event_forwarder.hpp"
 
 namespace chat4all::app {
 namespace fs = std::filesystem;
@@ -52,10 +51,6 @@ std::unique_ptr<event_log> make_event_log(const config& cfg, obs::metrics_regist
                              {"message_status_updates", 50},
                              {"file_merge_requests", 50},
                              {"message_processing_dlq", 3}};
-    // The event forwarder and the file merger start consuming at once (they do not drain
-    // first like the router), so a process stopped early may destroy them before their first
-    // assignment (see kafka_options::eager_groups).
-    o.eager_groups = {event_forwarder::group, "merger"};
     return std::make_unique<kafka_log>(o, &metrics);
   }
   fs::create_directories(cfg.storage.data_dir);

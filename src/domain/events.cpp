@@ -14,24 +14,22 @@ std::string user_channel(user_id id) {
   return "user:" + std::to_string(id);
 }
 
-namespace {
-json::object base(const char* type, timestamp_us ts) {
+json::object event_base(const char* type, timestamp_us ts) {
   json::object o;
   o["type"] = type;
   o["ts"] = format_rfc3339(ts);
   return o;
 }
-}  // namespace
 
 std::string event_message_created(const message& m, timestamp_us ts) {
-  auto o = base("message.created", ts);
+  auto o = event_base("message.created", ts);
   o["message"] = message_object(m);
   return json::serialize(o);
 }
 
 std::string event_message_status(const uuid& id, conversation_id conv, message_status s,
                                  timestamp_us ts) {
-  auto o = base("message.status", ts);
+  auto o = event_base("message.status", ts);
   o["message_id"] = id.str();
   o["conversation_id"] = conv;
   o["status"] = to_string(s);
@@ -39,7 +37,7 @@ std::string event_message_status(const uuid& id, conversation_id conv, message_s
 }
 
 std::string event_conversation_created(const conversation& c, timestamp_us ts) {
-  auto o = base("conversation.created", ts);
+  auto o = event_base("conversation.created", ts);
   json::object conv;
   conv["id"] = c.id;
   conv["type"] = to_string(c.type);
@@ -55,7 +53,7 @@ std::string event_conversation_created(const conversation& c, timestamp_us ts) {
 
 std::string event_conversation_read(conversation_id conv, user_id user, seq_t last_read_seq,
                                     timestamp_us ts) {
-  auto o = base("conversation.read", ts);
+  auto o = event_base("conversation.read", ts);
   o["conversation_id"] = conv;
   o["user_id"] = user;
   o["last_read_seq"] = last_read_seq;

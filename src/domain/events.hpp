@@ -2,6 +2,8 @@
 // Real-time events published through the fanout port (and pushed to WebSocket clients).
 // Each is one JSON object with "type" and "ts" (SPEC §4).
 
+#include <boost/json/object.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +12,10 @@
 #include "domain/entities.hpp"
 
 namespace chat4all {
+
+// {"type": type, "ts": RFC 3339 of ts}: the start of every real-time event (also the
+// WebSocket gateway's own frames).
+boost::json::object event_base(const char* type, timestamp_us ts);
 
 std::string conversation_channel(conversation_id id);  // events of one conversation
 std::string user_channel(user_id id);                  // events addressed to one user

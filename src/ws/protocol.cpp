@@ -6,18 +6,12 @@
 
 #include "api/json_input.hpp"
 #include "api/message_input.hpp"
+#include "domain/events.hpp"
 
 namespace chat4all::ws {
 namespace json = boost::json;
 
 namespace {
-
-json::object base(const char* type, timestamp_us ts) {
-  json::object o;
-  o["type"] = type;
-  o["ts"] = format_rfc3339(ts);
-  return o;
-}
 
 struct action_entry {
   std::string_view name;
@@ -187,7 +181,7 @@ std::optional<timestamp_us> parse_rfc3339(std::string_view s) {
 
 std::string connected_event(user_id user, std::string_view connection_id, int heartbeat_s,
                             timestamp_us ts) {
-  auto o = base("connected", ts);
+  auto o = event_base("connected", ts);
   o["user_id"] = user;
   o["connection_id"] = connection_id;
   o["heartbeat_s"] = heartbeat_s;
@@ -196,7 +190,7 @@ std::string connected_event(user_id user, std::string_view connection_id, int he
 
 std::string error_event(const error& e, timestamp_us ts, std::string_view message_id,
                         std::string_view action) {
-  auto o = base("error", ts);
+  auto o = event_base("error", ts);
   o["code"] = e.name();
   o["message"] = e.message;
   if (!e.details.empty()) {
@@ -211,7 +205,7 @@ std::string error_event(const error& e, timestamp_us ts, std::string_view messag
 }
 
 std::string accepted_event(const send_request& r, timestamp_us ts) {
-  auto o = base("message.accepted", ts);
+  auto o = event_base("message.accepted", ts);
   o["status"] = "accepted";
   o["message_id"] = r.message_id.str();
   o["conversation_id"] = r.conversation;
@@ -219,7 +213,7 @@ std::string accepted_event(const send_request& r, timestamp_us ts) {
 }
 
 std::string typing_event(conversation_id conv, user_id user, bool typing, timestamp_us ts) {
-  auto o = base("typing", ts);
+  auto o = event_base("typing", ts);
   o["conversation_id"] = conv;
   o["user_id"] = user;
   o["typing"] = typing;
@@ -227,14 +221,14 @@ std::string typing_event(conversation_id conv, user_id user, bool typing, timest
 }
 
 std::string subscription_event(bool subscribed, conversation_id conv, timestamp_us ts) {
-  auto o = base(subscribed ? "subscribed" : "unsubscribed", ts);
+  auto o = event_base(subscribed ? "subscribed" : "unsubscribed", ts);
   o["conversation_id"] = conv;
   return json::serialize(o);
 }
 
 std::string resumed_event(conversation_id conv, seq_t after_seq, seq_t last_seq,
                           std::int64_t replayed, timestamp_us ts) {
-  auto o = base("resumed", ts);
+  auto o = event_base("resumed", ts);
   o["conversation_id"] = conv;
   o["after_seq"] = after_seq;
   o["last_seq"] = last_seq;
@@ -243,7 +237,7 @@ std::string resumed_event(conversation_id conv, seq_t after_seq, seq_t last_seq,
 }
 
 std::string ping_event(timestamp_us ts) {
-  return json::serialize(base("ping", ts));
+  return json::serialize(event_base("ping", ts));
 }
 
 }  // namespace chat4all::ws

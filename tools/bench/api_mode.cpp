@@ -319,10 +319,7 @@ phase_result run_api(const common_options& c, const api_options& o, const target
     p.finish();
     return p;
   }
-  p.check("lost messages", "==", 0, static_cast<double>(vr.lost), "messages");
-  p.check("duplicated messages", "==", 0, static_cast<double>(vr.duplicates), "messages");
-  p.check("seq order violations and gaps", "==", 0,
-          static_cast<double>(vr.order_violations + vr.gaps), "messages");
+  p.check_stored_exactly_once(vr);
   p.finish();
   return p;
 }

@@ -59,6 +59,13 @@ void recorder::merge(const recorder& o) {
   for (const auto& [k, v] : o.counters) counters[k] += v;
 }
 
+void phase_result::check_stored_exactly_once(const verify_report& vr) {
+  check("lost messages", "==", 0, static_cast<double>(vr.lost), "messages");
+  check("duplicated messages", "==", 0, static_cast<double>(vr.duplicates), "messages");
+  check("seq order violations and gaps", "==", 0,
+        static_cast<double>(vr.order_violations + vr.gaps), "messages");
+}
+
 bool phase_result::check(std::string n, std::string op, double expected, double actual,
                          std::string unit) {
   bool ok = op == "<=" ? actual <= expected : op == ">=" ? actual >= expected : actual == expected;

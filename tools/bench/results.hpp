@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "histogram.hpp"
+#include "verifier.hpp"
 
 namespace chat4all::bench {
 
@@ -63,6 +64,8 @@ struct phase_result {
 
   // Adds a target check and returns whether it passed.
   bool check(std::string name, std::string op, double expected, double actual, std::string unit);
+  // The zero-loss targets of an ingestion run: nothing lost, duplicated or out of order.
+  void check_stored_exactly_once(const verify_report& vr);
   // passed when every target passed (skipped phases stay skipped).
   void finish();
 };

@@ -33,7 +33,6 @@ config_map consumer_config(const kafka_options& opts, const std::string& group) 
   // Incremental rebalances: a joining or leaving member moves only the partitions that
   // change owner; the others keep being consumed.
   props["partition.assignment.strategy"] = "cooperative-sticky";
-  if (opts.eager_groups.contains(group)) props["partition.assignment.strategy"] = "range";
   // Positions move only through commit(), after the caller stored what it processed.
   props["enable.auto.commit"] = "false";
   props["enable.auto.offset.store"] = "false";

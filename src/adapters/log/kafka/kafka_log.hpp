@@ -47,7 +47,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -79,11 +78,6 @@ struct kafka_options {
   // Period of the cluster health refresh (metadata and consumer lag; see kafka_log::health).
   // 0 disables it: health() then stays unknown and no health metric is updated.
   int health_interval_ms = 10000;
-  // Groups (unprefixed) that use the eager "range" assignment instead of cooperative-sticky:
-  // groups whose consumers may be destroyed before their first assignment (librdkafka
-  // 2.0.2, Debian 12's, aborts in rd_kafka_sticky_assignor_state_destroy then: its issue
-  // #4312, fixed in 2.3.0) and that gain nothing from incremental rebalances.
-  std::set<std::string> eager_groups;
   // Extra librdkafka properties (override the ones above), e.g. for tests or TLS.
   std::map<std::string, std::string> producer_config;
   std::map<std::string, std::string> consumer_config;
