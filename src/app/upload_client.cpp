@@ -296,7 +296,10 @@ int upload_file(upload_options o) {
     for (int n = 1; n <= total; ++n) missing.push_back(n);
     std::error_code ec;
     fs::create_directories(state.parent_path(), ec);
-    std::ofstream(state) << upload_id << ' ' << sha << '\n';
+    // Written aside then renamed: a run killed here leaves either no state or a whole one.
+    const fs::path tmp = state.parent_path() / ("." + state.filename().string() + ".tmp");
+    { std::ofstream(tmp) << upload_id << ' ' << sha << '\n'; }
+    fs::rename(tmp, state, ec);
   }
 
   // Send what is missing; on repeated failures ask the server again (it knows best).

@@ -43,10 +43,14 @@ class UploadCliTest(UploadCase):
             state_dir = os.path.join(tmp, "cache", "chat4all", "uploads")
 
             def some_chunks():
-                files = os.listdir(state_dir) if os.path.isdir(state_dir) else []
+                files = [f for f in os.listdir(state_dir) if not f.startswith(".")] if os.path.isdir(state_dir) else []
                 if not files:
                     return None
-                uid = open(os.path.join(state_dir, files[0])).read().split()[0]
+                with open(os.path.join(state_dir, files[0])) as f:
+                    words = f.read().split()
+                if not words:  # the CLI writes it aside and renames it: never empty, but be safe
+                    return None
+                uid = words[0]
                 r = self.status(self.alice, uid)
                 return uid if r.status == 200 and r.json["uploaded_chunks"] >= 2 else None
             uid = wait_for(some_chunks, timeout=60, interval=0.02, what="first chunks stored")
