@@ -307,6 +307,11 @@ std::vector<key_spec> build_specs() {
                       "Log entries per store transaction at most."));
   v.push_back(integer("router", "poll_wait_ms", ro(&router_config::poll_wait_ms), 0, 60000,
                       "How long the router waits for new log entries before polling again."));
+  v.push_back(integer("router", "linger_ms", ro(&router_config::linger_ms), 0, 1000,
+                      "While log entries keep arriving, milliseconds the router waits after a "
+                      "partial poll so that one store transaction takes more messages (fewer "
+                      "commits per message); an idle router stores the first message at once. "
+                      "0 never waits."));
   v.push_back(integer("router", "retry_initial_ms", ro(&router_config::retry_initial_ms), 1, 600000,
                       "Wait before the first retry of a failed store, in milliseconds; each "
                       "next retry waits twice as long (1 s, 2 s, 4 s)."));

@@ -72,11 +72,23 @@ message_router::message_router(event_log& log, message_store& store, fanout& fan
 
 message_router::~message_router() = default;
 
-task<result<std::size_t>> message_router::step(std::chrono::milliseconds wait) {
+task<result<std::size_t>> message_router::step(std::chrono::milliseconds wait,
+                                               std::chrono::milliseconds linger) {
   if (!pending_) {
-    auto polled = co_await consumer_->poll(static_cast<std::size_t>(cfg_.batch_size), wait);
+    const auto max = static_cast<std::size_t>(cfg_.batch_size);
+    auto polled = co_await consumer_->poll(max, wait);
     if (!polled) co_return std::move(polled).err();
+    const bool was_busy = std::exchange(busy_, !polled->empty());
     if (polled->empty()) co_return std::size_t{0};
+    // A steady stream arrives in small polls (a few group commits each): waiting a moment
+    // lets one transaction and one commit cover several of them.
+    if (was_busy && linger.count() > 0 && polled->size() < max && co_await pause(linger)) {
+      // A failed second poll is left to the next step: what was polled is handled now (the
+      // consumer has moved past it).
+      if (auto more = co_await consumer_->poll(max - polled->size(), std::chrono::milliseconds(0)))
+        polled->insert(polled->end(), std::make_move_iterator(more->begin()),
+                       std::make_move_iterator(more->end()));
+    }
     pending_batch p;
     p.entries = std::move(*polled);
     p.messages.reserve(p.entries.size());
@@ -235,7 +247,8 @@ task<void> message_router::run() {
   auto backoff = std::chrono::milliseconds(100);
   const auto max_backoff = std::chrono::milliseconds(4000);
   while (!stopping_) {
-    auto n = co_await step(std::chrono::milliseconds(cfg_.poll_wait_ms));
+    auto n = co_await step(std::chrono::milliseconds(cfg_.poll_wait_ms),
+                           std::chrono::milliseconds(cfg_.linger_ms));
     if (n) {
       backoff = std::chrono::milliseconds(100);
       continue;

@@ -66,7 +66,10 @@ class message_router {
 
   // One poll (unless a batch is pending) + store + commit. Returns the number of entries
   // handled (0 on idle timeout).
-  task<result<std::size_t>> step(std::chrono::milliseconds wait);
+  // `linger`: after a partial poll that followed a non-empty one, wait this long and take
+  // what arrived meanwhile into the same batch (run() only; drain() never lingers).
+  task<result<std::size_t>> step(std::chrono::milliseconds wait,
+                                 std::chrono::milliseconds linger = {});
   // Stores the batch: retries with backoff, then one message at a time, recording those
   // that still fail with store_failed and queueing their dead-letter records.
   task<result<void>> store(pending_batch& p);
@@ -87,6 +90,7 @@ class message_router {
   const clock& clock_;
   router_config cfg_;
   std::atomic<bool> stopping_{false};
+  bool busy_ = false;  // the last poll returned entries: linger on a partial one
   std::optional<pending_batch> pending_;
 
   obs::counter& stored_;

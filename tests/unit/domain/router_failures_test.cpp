@@ -2,6 +2,8 @@
 // is marked FAILED and dead-lettered while the rest of its batch is stored; a transient
 // failure leaves no trace. Real SQLite and embedded log; faulty_store injects the failures.
 
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
 #include "domain/message_codec.hpp"
@@ -256,6 +258,50 @@ TEST_F(router_failures, undecodable_record_is_dead_lettered) {
   EXPECT_EQ(counted("chat4all_router_poison_records_total"), 1u);
   EXPECT_EQ(counted("chat4all_dlq_records_total"), 1u);
   EXPECT_EQ(counted("chat4all_messages_failed_total"), 0u);
+}
+
+// router.linger_ms: an idle router stores the first message at once; while messages keep
+// arriving, a partial poll waits `linger` so that one transaction takes what came meanwhile.
+TEST_F(router_failures, linger_gathers_a_steady_stream_and_never_delays_the_first_message) {
+  auto rc = fast();
+  rc.linger_ms = 600;
+  rc.poll_wait_ms = 20;
+  message_router r(log, db, fan, channels, inflight, clk, rc, router_metrics);
+  auto& batches = router_metrics.histogram("chat4all_router_batch_messages", "",
+                                           {1, 10, 50, 100, 250, 500, 1000, 2000, 5000});
+  std::vector<uuid> ids;
+  std::chrono::steady_clock::duration first_stored{};
+  auto scenario = [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    auto sleep = [&](int ms) {
+      t.expires_after(std::chrono::milliseconds(ms));
+      return t.async_wait(asio::use_awaitable);
+    };
+    const auto started = std::chrono::steady_clock::now();
+    ids.push_back(uuid::random());
+    EXPECT_TRUE(co_await messages.send(a, text(conv, "first", ids.back())));
+    while (batches.count() < 1) co_await sleep(2);  // the idle router does not linger
+    first_stored = std::chrono::steady_clock::now() - started;
+    for (int i = 0; i < 5; ++i) {  // a stream: each poll after the first is partial
+      ids.push_back(uuid::random());
+      EXPECT_TRUE(co_await messages.send(b, text(conv, "m" + std::to_string(i), ids.back())));
+      co_await sleep(5);
+    }
+    for (int i = 0; i < 1000 && batches.sum() < 6; ++i) co_await sleep(5);
+    r.stop();
+  };
+  asio::co_spawn(io, r.run(), asio::detached);
+  run(scenario());
+  EXPECT_LT(first_stored, std::chrono::milliseconds(500));
+  // The first message alone, then the stream in one lingering transaction.
+  EXPECT_EQ(batches.sum(), 6.0);
+  EXPECT_EQ(batches.count(), 2u);
+  auto h = history_of();
+  ASSERT_EQ(h.size(), 6u);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    EXPECT_EQ(h[i].message_id, ids[i]);
+    EXPECT_EQ(h[i].seq, static_cast<seq_t>(i + 1));
+  }
 }
 
 }  // namespace
