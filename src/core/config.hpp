@@ -100,7 +100,7 @@ struct router_config {
 
 // The relay (pipeline/outbox_relay): publishes the PostgreSQL outbox to Kafka.
 struct relay_config {
-  int batch_size = 500;          // outbox entries per pass
+  int batch_size = 5000;         // outbox entries per pass
   int poll_ms = 100;             // wait after a pass that found nothing
   int backoff_initial_ms = 500;  // after a failed pass; doubles up to backoff_max_ms
   int backoff_max_ms = 10000;
