@@ -293,9 +293,10 @@ TEST_F(router_failures, linger_gathers_a_steady_stream_and_never_delays_the_firs
   asio::co_spawn(io, r.run(), asio::detached);
   run(scenario());
   EXPECT_LT(first_stored, std::chrono::milliseconds(500));
-  // The first message alone, then the stream in one lingering transaction.
+  // The first message alone, then the stream in one lingering transaction (two if the
+  // machine stalled the sender for longer than the linger; without it: one per message).
   EXPECT_EQ(batches.sum(), 6.0);
-  EXPECT_EQ(batches.count(), 2u);
+  EXPECT_LE(batches.count(), 3u);
   auto h = history_of();
   ASSERT_EQ(h.size(), 6u);
   for (std::size_t i = 0; i < h.size(); ++i) {
