@@ -356,6 +356,10 @@ TEST(s3_blob_store_failures, wrong_credentials_and_an_unreachable_endpoint_are_u
   auto d = run_sync(down.begin(f.key("down")));
   ASSERT_FALSE(d);
   EXPECT_EQ(d.err().code, errc::unavailable);
+  // The message reaches API clients (503): it names the operation, not the storage's address
+  // (that goes to the server log).
+  EXPECT_EQ(d.err().message.find("127.0.0.1"), std::string::npos) << d.err().message;
+  EXPECT_NE(d.err().message.find("S3 CreateMultipartUpload"), std::string::npos) << d.err().message;
   string_source src2(random_bytes(6 * mib, 2));
   auto q = run_sync(down.put_part(f.key("down"), "some-upload", 1, 6 * mib, src2));
   ASSERT_FALSE(q);

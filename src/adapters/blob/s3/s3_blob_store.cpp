@@ -15,6 +15,7 @@
 #include "adapters/blob/s3/byte_pipe.hpp"
 #include "core/crypto.hpp"
 #include "core/offload.hpp"
+#include "obs/logging.hpp"
 
 namespace chat4all {
 namespace {
@@ -230,7 +231,11 @@ struct s3_blob_store::impl {
   // The outcome as a result: 2xx (without an <Error> body) is ok.
   static result<void> check(const http_outcome& out, const char* what) {
     const std::string op = std::string("S3 ") + what;
-    if (out.code != CURLE_OK) return error(errc::unavailable, op + ": " + out.curl_error);
+    if (out.code != CURLE_OK) {
+      // curl's text names the endpoint (host, port): the server log gets it, clients do not.
+      log::warn("S3 request failed", {{"operation", what}, {"reason", out.curl_error}});
+      return error(errc::unavailable, op + ": the file storage is unreachable");
+    }
     const std::string code = xml_text(out.body, "Code");
     const bool error_body = out.body.find("<Error>") != std::string::npos;
     if (out.status >= 200 && out.status < 300 && !error_body) return ok;
