@@ -38,6 +38,14 @@ class send_queue {
     items_.push_back(std::move(e));
     return true;
   }
+  // Ahead of everything queued, whatever the bounds (the connection's greeting).
+  void push_front(event_ptr e) {
+    bytes_ += e->payload.size();
+    if (head_ > 0)
+      items_[--head_] = std::move(e);
+    else
+      items_.insert(items_.begin(), std::move(e));
+  }
   // True when `n` more events of `bytes` in total would fit (a producer that can wait, like
   // a resume replay, waits for room instead of overflowing).
   bool fits(std::size_t n, std::size_t bytes) const noexcept {

@@ -124,9 +124,13 @@ task<void> session::run(api::request_context& ctx) {
   } else {
     spawn(heartbeat(shared_from_this()));
     co_await subscribe_all();
-    if (!closing_)
-      push_reply(connected_event(who_.id, gw_.connection_id(id_), gw_.cfg.heartbeat_s, now()));
+    // Events of the channels just joined may be queued already: the greeting goes first.
+    if (!closing_ && !done_)
+      queue_.push_front(make_event(
+          connected_event(who_.id, gw_.connection_id(id_), gw_.cfg.heartbeat_s, now()), {}));
   }
+  greeted_ = true;
+  wake_.cancel();
   co_await read_loop();
   co_await teardown();
 }
@@ -495,7 +499,7 @@ void session::hard_close() {
 task<void> session::writer(std::shared_ptr<session> self) {
   helper_guard g(*this);
   while (!done_) {
-    if (queue_.empty() || closing_) {
+    if (queue_.empty() || closing_ || !greeted_) {
       wake_.expires_at(asio::steady_timer::time_point::max());
       co_await wake_.async_wait(nothrow);
       continue;

@@ -128,6 +128,9 @@ class session final : public listener, public std::enable_shared_from_this<sessi
   bool admitted_ = false;
   bool heard_ = true;
   bool closing_ = false;
+  // The `connected` greeting is queued: until then the writer sends nothing, so that events
+  // of the conversations joined before it (SPEC §4: the greeting comes first) wait behind it.
+  bool greeted_ = false;
   bool done_ = false;
   bool hard_closed_ = false;
   bool waiting_room_ = false;

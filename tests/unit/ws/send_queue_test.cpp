@@ -32,6 +32,26 @@ TEST(ws_send_queue, refuses_what_passes_a_bound_and_keeps_order) {
   EXPECT_EQ(q.bytes(), 0u);
 }
 
+TEST(ws_send_queue, push_front_goes_ahead_of_everything_whatever_the_bounds) {
+  send_queue q(2, 1000);
+  q.push_front(ev(5, 10));  // into an empty queue
+  EXPECT_EQ(q.pop()->info.seq, 10);
+  EXPECT_TRUE(q.push(ev(10, 1)));
+  EXPECT_TRUE(q.push(ev(10, 2)));
+  q.push_front(ev(5, 0));  // full: still taken, first
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_EQ(q.bytes(), 25u);
+  EXPECT_EQ(q.pop()->info.seq, 0);
+  EXPECT_EQ(q.pop()->info.seq, 1);
+  EXPECT_TRUE(q.push(ev(10, 3)));
+  q.push_front(ev(5, 7));  // after a pop: into the freed slot at the head
+  EXPECT_EQ(q.pop()->info.seq, 7);
+  EXPECT_EQ(q.pop()->info.seq, 2);
+  EXPECT_EQ(q.pop()->info.seq, 3);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.bytes(), 0u);
+}
+
 TEST(ws_send_queue, byte_bound_and_an_empty_queue_takes_one_large_event) {
   send_queue q(100, 100);
   EXPECT_TRUE(q.push(ev(60)));
