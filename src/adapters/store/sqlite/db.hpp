@@ -51,7 +51,12 @@ class statement {
   statement& bind(int i, std::int64_t v);
   statement& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
   statement& bind_text(int i, std::string_view v);
+  // The text is bound without a copy (SQLITE_STATIC): it must outlive the step, so a
+  // temporary string is refused at compile time.
+  statement& bind_text(int i, std::string&& v) = delete;
+  statement& bind_text(int i, const char* v) { return bind_text(i, std::string_view(v)); }
   statement& bind_blob(int i, std::string_view v);
+  statement& bind_blob(int i, std::string&& v) = delete;
   statement& bind_null(int i);
 
   // true: a row is available; false: done. Throws failure on error.

@@ -165,13 +165,14 @@ result<void> store_failed(connection& c, const accepted_message& in, const std::
   const auto failed = static_cast<std::int64_t>(message_status::failed);
   {
     // delivered_at (NOT NULL) holds the failure time; the n = 1 row below says what it was.
+    const std::string channels = encode_channels(in.channels);  // bound without a copy
     auto st = c.prepare(insert_message_sql);
     st.bind(1, in.conversation)
         .bind(2, seq)
         .bind_blob(3, in.message_id.raw())
         .bind(4, in.sender)
         .bind_text(5, in.payload_json)
-        .bind_text(6, encode_channels(in.channels))
+        .bind_text(6, channels)
         .bind(7, failed)
         .bind(8, static_cast<std::int64_t>(in.content_hash))
         .bind(9, in.accepted_at)
