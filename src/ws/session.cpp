@@ -205,7 +205,7 @@ task<void> session::read_loop() {
 
 task<void> session::handle(std::string_view text) {
   std::string mid;
-  auto a = parse_action(text, &mid);
+  auto a = parse_action(text, &mid, static_cast<std::size_t>(gw_.limits.batch_max_messages));
   if (!a) {
     gw_.bad_frames.inc();
     {
@@ -223,6 +223,20 @@ task<void> session::handle(std::string_view text) {
       auto r = co_await gw_.svc.messages.send(who_, std::move(a->send));
       {
         auto out = r ? std::move(ack) : error_event(r.err(), now(), id_text, name);
+        co_await reply(std::move(out));
+      }
+      co_return;
+    }
+    case action_kind::send_batch: {
+      // The same use case as POST /v1/messages:batch: answered once the durable ones are in
+      // the log, one result per item.
+      auto& b = a->batch;
+      auto outcomes = co_await gw_.svc.messages.send_batch(who_, std::move(b.valid));
+      b.settle(outcomes);
+      {
+        auto out = b.all_unavailable()
+                       ? error_event(api::message_batch::unavailable_error(), now(), {}, name)
+                       : batch_accepted_event(b, now());
         co_await reply(std::move(out));
       }
       co_return;
