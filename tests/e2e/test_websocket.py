@@ -318,13 +318,14 @@ class WebSocketTest(ServerTestCase):
         again = wa.wait_type("batch.accepted", BOUND_S)
         self.assertEqual(again["results"], res)
         # A changed payload under an accepted id is a per-item conflict (409 semantics).
+        fresh = text_message(conv, "fresh")
         wa.send_json({"action": "send_batch", "messages": [
-            text_message(conv, "changed", good[0]["message_id"]), text_message(conv, "fresh")]})
+            text_message(conv, "changed", good[0]["message_id"]), fresh]})
         mixed = wa.wait_type("batch.accepted", BOUND_S)["results"]
         self.assertEqual([x["status"] for x in mixed], ["rejected", "accepted"])
         self.assertEqual(mixed[0]["error"]["code"], "conflict")
         ids = [m["message_id"] for m in good]
-        hist = wait_stored(self.api, a.token, conv, ids)
+        hist = wait_stored(self.api, a.token, conv, ids + [fresh["message_id"]])
         stored = [m["message_id"] for m in hist]
         self.assertEqual([i for i in stored if i in set(ids)], ids)  # once each, in batch order
         self.assertEqual(len(stored), len(ids) + 1)
