@@ -12,6 +12,7 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,8 +22,6 @@
 
 #include <string>
 #include <utility>
-
-#include "core/error.hpp"
 
 namespace chat4all::ws {
 
@@ -63,7 +62,7 @@ class held_stream {
   void hold() noexcept { holding_ = true; }
   bool holding() const noexcept { return holding_; }
   // Writes everything buffered (and what is buffered meanwhile), then lets writes through.
-  task<boost::system::error_code> release() {
+  boost::asio::awaitable<boost::system::error_code> release() {
     holding_ = false;
     releasing_ = true;
     boost::system::error_code ec;
