@@ -16,13 +16,24 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-TEST(ws_held_stream, holds_writes_until_release_and_keeps_their_order) {
+// A connected TCP pair on 127.0.0.1: `client` (wrapped by `out`) writes, `peer` reads.
+struct loopback {
   asio::io_context io;
-  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  boost::beast::tcp_stream client(io);
-  client.socket().connect(acc.local_endpoint());
-  tcp::socket peer = acc.accept();
-  held_stream out(client);
+  boost::beast::tcp_stream client{io};
+  tcp::socket peer{io};
+  held_stream out{client};
+  loopback() {
+    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    client.socket().connect(acc.local_endpoint());
+    peer = acc.accept();
+  }
+};
+
+TEST(ws_held_stream, holds_writes_until_release_and_keeps_their_order) {
+  loopback lb;
+  auto& io = lb.io;
+  auto& peer = lb.peer;
+  auto& out = lb.out;
 
   bool done = false;
   std::string got;
@@ -68,23 +79,19 @@ TEST(ws_held_stream, holds_writes_until_release_and_keeps_their_order) {
 }
 
 TEST(ws_held_stream, a_failed_release_reports_the_error) {
-  asio::io_context io;
-  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  boost::beast::tcp_stream client(io);
-  client.socket().connect(acc.local_endpoint());
-  tcp::socket peer = acc.accept();
-  held_stream out(client);
+  loopback lb;
+  auto& out = lb.out;
   boost::system::error_code result;
   auto body = [&]() -> asio::awaitable<void> {
     out.hold();
     auto [ec, n] = co_await asio::async_write(out, asio::buffer(std::string(1000, 'x')),
                                               asio::as_tuple(asio::use_awaitable));
     EXPECT_FALSE(ec);
-    client.socket().shutdown(tcp::socket::shutdown_send);
+    lb.client.socket().shutdown(tcp::socket::shutdown_send);
     result = co_await out.release();
   };
-  asio::co_spawn(io, body(), asio::detached);
-  io.run();
+  asio::co_spawn(lb.io, body(), asio::detached);
+  lb.io.run();
   EXPECT_TRUE(result);
 }
 
