@@ -11,7 +11,8 @@
 //     live on `conversation.created`), through the instance's hub (one fanout subscription
 //     per channel per instance), and is greeted with `connected` once those are live;
 //   * runs the client actions of ws/protocol.hpp through the same use cases as REST
-//     (message_service for `send`, conversation_service for `read` and `resume` replays);
+//     (message_service for `send` and `send_batch`, conversation_service for `read` and
+//     `resume` replays);
 //   * keeps a bounded send queue (ws.send_queue_max_events / _bytes; a draining socket may
 //     hold a burst of up to 4x for at most 0.5 s without progress): overflow closes with
 //     1013; a heartbeat every ws.heartbeat_s (WebSocket ping plus a `ping` event) closes a

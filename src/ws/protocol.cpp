@@ -1,7 +1,9 @@
 #include "ws/protocol.hpp"
 
 #include <boost/json.hpp>
+#include <boost/json/monotonic_resource.hpp>
 
+#include <algorithm>
 #include <ctime>
 
 #include "api/json_input.hpp"
@@ -18,13 +20,10 @@ struct action_entry {
   action_kind kind;
 };
 constexpr action_entry actions[] = {
-    {"send", action_kind::send},
-    {"read", action_kind::read},
-    {"typing", action_kind::typing},
-    {"subscribe", action_kind::subscribe},
-    {"unsubscribe", action_kind::unsubscribe},
-    {"resume", action_kind::resume},
-    {"pong", action_kind::pong},
+    {"send", action_kind::send},           {"send_batch", action_kind::send_batch},
+    {"read", action_kind::read},           {"typing", action_kind::typing},
+    {"subscribe", action_kind::subscribe}, {"unsubscribe", action_kind::unsubscribe},
+    {"resume", action_kind::resume},       {"pong", action_kind::pong},
 };
 
 std::int64_t int_field(const json::object& o, std::string_view key) {
@@ -40,11 +39,15 @@ const char* action_name(action_kind k) noexcept {
   return "?";
 }
 
-result<client_action> parse_action(std::string_view text, std::string* message_id) {
+result<client_action> parse_action(std::string_view text, std::string* message_id,
+                                   std::size_t batch_max) {
   json::parse_options opts;
   opts.max_depth = 32;
   boost::system::error_code ec;
-  auto v = json::parse(text, ec, {}, opts);
+  // The frame's values live in one block sized for it, freed at once on return (what is
+  // kept is copied into the action).
+  json::monotonic_resource mr(std::max<std::size_t>(1024, 2 * text.size()));
+  auto v = json::parse(text, ec, &mr, opts);
   if (ec)
     return error{errc::invalid_input, "the frame is not JSON: " + ec.message(), "invalid_json"};
   if (!v.is_object())
@@ -70,6 +73,12 @@ result<client_action> parse_action(std::string_view text, std::string* message_i
       if (!req) return api::invalid_fields(std::move(errs));
       a.send = std::move(*req);
       a.conversation = a.send.conversation;
+      return a;
+    }
+    case action_kind::send_batch: {
+      auto b = api::read_message_batch(o, batch_max, {});
+      if (!b) return b.err();
+      a.batch = std::move(*b);
       return a;
     }
     case action_kind::pong:
@@ -210,6 +219,15 @@ std::string accepted_event(const send_request& r, timestamp_us ts) {
   o["message_id"] = r.message_id.str();
   o["conversation_id"] = r.conversation;
   return json::serialize(o);
+}
+
+std::string batch_accepted_event(const api::message_batch& b, timestamp_us ts) {
+  auto out = json::serialize(event_base("batch.accepted", ts));
+  out.pop_back();  // the closing brace: the results follow
+  out += R"(,"results":)";
+  b.append_results(out);
+  out += '}';
+  return out;
 }
 
 std::string typing_event(conversation_id conv, user_id user, bool typing, timestamp_us ts) {

@@ -5,6 +5,8 @@
 //
 // Client frames are JSON text objects with an "action" field:
 //   send        {message_id, conversation_id, payload, channels?}  (the body of POST /v1/messages)
+//   send_batch  {messages: [1..limits.batch_max_messages items]}    (the body of POST
+//               /v1/messages:batch; bad items are rejected per item, not as an error)
 //   read        {conversation_id, up_to_seq?}
 //   typing      {conversation_id, typing?: bool (default true)}
 //   subscribe   {conversation_id}        unsubscribe {conversation_id}
@@ -19,26 +21,30 @@
 #include <string>
 #include <string_view>
 
+#include "api/message_input.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "domain/message_service.hpp"
 
 namespace chat4all::ws {
 
-enum class action_kind { send, read, typing, subscribe, unsubscribe, resume, pong };
+enum class action_kind { send, send_batch, read, typing, subscribe, unsubscribe, resume, pong };
 
 struct client_action {
   action_kind kind = action_kind::pong;
-  conversation_id conversation = 0;  // every action but send (which has it in `send`) and pong
+  conversation_id conversation = 0;  // every action but send_batch and pong (send: its message's)
   std::optional<seq_t> up_to_seq;    // read
   seq_t after_seq = 0;               // resume
   bool typing = true;                // typing: false = stopped typing
   send_request send;                 // send
+  api::message_batch batch;          // send_batch
 };
 
 // The action of one client text frame. On failure for a `send`, `*message_id` (when given)
-// receives the message_id text as sent, so the error event can carry it.
-result<client_action> parse_action(std::string_view text, std::string* message_id = nullptr);
+// receives the message_id text as sent, so the error event can carry it. `batch_max`: the
+// most items a send_batch may hold (limits.batch_max_messages).
+result<client_action> parse_action(std::string_view text, std::string* message_id = nullptr,
+                                   std::size_t batch_max = 500);
 
 enum class event_kind {
   message_created,
@@ -80,6 +86,9 @@ std::string connected_event(user_id user, std::string_view connection_id, int he
 std::string error_event(const error& e, timestamp_us ts, std::string_view message_id = {},
                         std::string_view action = {});
 std::string accepted_event(const send_request& r, timestamp_us ts);
+// {"type":"batch.accepted","ts","results":[...]}: the per-item results of a settled batch,
+// exactly the items of the POST /v1/messages:batch answer.
+std::string batch_accepted_event(const api::message_batch& b, timestamp_us ts);
 std::string typing_event(conversation_id conv, user_id user, bool typing, timestamp_us ts);
 // subscribed / unsubscribed acknowledgements.
 std::string subscription_event(bool subscribed, conversation_id conv, timestamp_us ts);

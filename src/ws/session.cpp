@@ -21,6 +21,7 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t first_read = 256;
+constexpr std::size_t max_held_bytes = 256 * 1024;  // one socket write of a burst at most
 constexpr timestamp_us burst_window_us = 500'000;
 constexpr auto handshake_timeout = std::chrono::seconds(10);
 constexpr auto close_timeout = std::chrono::seconds(5);
@@ -209,7 +210,7 @@ task<void> session::read_loop() {
 
 task<void> session::handle(std::string_view text) {
   std::string mid;
-  auto a = parse_action(text, &mid);
+  auto a = parse_action(text, &mid, static_cast<std::size_t>(gw_.limits.batch_max_messages));
   if (!a) {
     gw_.bad_frames.inc();
     {
@@ -227,6 +228,20 @@ task<void> session::handle(std::string_view text) {
       auto r = co_await gw_.svc.messages.send(who_, std::move(a->send));
       {
         auto out = r ? std::move(ack) : error_event(r.err(), now(), id_text, name);
+        co_await reply(std::move(out));
+      }
+      co_return;
+    }
+    case action_kind::send_batch: {
+      // The same use case as POST /v1/messages:batch: answered once the durable ones are in
+      // the log, one result per item.
+      auto& b = a->batch;
+      auto outcomes = co_await gw_.svc.messages.send_batch(who_, std::move(b.valid));
+      b.settle(outcomes);
+      {
+        auto out = b.all_unavailable()
+                       ? error_event(api::message_batch::unavailable_error(), now(), {}, name)
+                       : batch_accepted_event(b, now());
         co_await reply(std::move(out));
       }
       co_return;
@@ -498,24 +513,45 @@ void session::hard_close() {
 
 task<void> session::writer(std::shared_ptr<session> self) {
   helper_guard g(*this);
+  auto& out = ws_.next_layer();
+  std::vector<timestamp_us> accepted_at;
   while (!done_) {
     if (queue_.empty() || closing_ || !greeted_) {
       wake_.expires_at(asio::steady_timer::time_point::max());
       co_await wake_.async_wait(nothrow);
       continue;
     }
-    event_ptr ev = queue_.pop();
-    if (waiting_room_) room_.cancel();
+    // Several events waiting (a burst): their frames leave in one socket write.
+    const bool several = queue_.size() > 1;
+    if (several) out.hold();
     writing_since_ = now();
-    auto [ec, n] = co_await ws_.async_write(asio::buffer(ev->payload), nothrow);
+    std::size_t held_bytes = 0;
+    bool failed = false;
+    accepted_at.clear();
+    do {
+      event_ptr ev = queue_.pop();
+      if (waiting_room_) room_.cancel();
+      auto [ec, n] = co_await ws_.async_write(asio::buffer(ev->payload), nothrow);
+      if (ec) {
+        failed = true;
+        break;
+      }
+      held_bytes += ev->payload.size();
+      accepted_at.push_back(ev->info.accepted_at);
+    } while (several && !queue_.empty() && !closing_ && !done_ && held_bytes < max_held_bytes);
+    if (several && !failed) {
+      auto ec = co_await out.release();
+      failed = static_cast<bool>(ec);
+    }
     writing_since_ = 0;
-    if (ec) {
+    if (failed) {
       hard_close();
       break;
     }
-    gw_.events_sent.inc();
-    if (ev->info.accepted_at > 0)
-      gw_.latency.observe(static_cast<double>(now() - ev->info.accepted_at) / 1e6);
+    gw_.events_sent.inc(accepted_at.size());
+    const auto t = now();
+    for (auto at : accepted_at)
+      if (at > 0) gw_.latency.observe(static_cast<double>(t - at) / 1e6);
   }
 }
 

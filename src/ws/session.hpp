@@ -18,6 +18,7 @@
 
 #include "api/http_types.hpp"
 #include "ws/gateway.hpp"
+#include "ws/held_stream.hpp"
 #include "ws/hub.hpp"
 #include "ws/resume_seam.hpp"
 #include "ws/send_queue.hpp"
@@ -82,7 +83,7 @@ class session final : public listener, public std::enable_shared_from_this<sessi
   void begin_close(std::uint16_t code, const char* reason);
 
  private:
-  using ws_stream = boost::beast::websocket::stream<boost::beast::tcp_stream&>;
+  using ws_stream = boost::beast::websocket::stream<held_stream>;
   using seam = resume_seam<event_ptr>;
   struct helper_guard;
 

@@ -35,6 +35,41 @@ class BenchQuick(unittest.TestCase):
         for name in ("ws", "upload"):
             self.assertIn(phases[name]["status"], ("passed", "skipped"), phases[name])
 
+    def test_ws_send_batch_closed_loop_and_open_loop_with_zero_loss(self):
+        def check(args, listening):
+            out = tmpdir(self)
+            p = run_bench(["ws", "--quick"] + args, out)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            ph = load_result(out)["phases"][0]
+            self.assertEqual(ph["status"], "passed", ph)
+            s = ph["summary"]
+            v = s["verify"]
+            self.assertGreater(v["expected"], 0)
+            self.assertEqual((v["found"], v["lost"], v["duplicates"]), (v["expected"], 0, 0))
+            self.assertEqual(v["order_violations"] + v["gaps"], 0)
+            self.assertGreater(s["accepted_msgs_per_s"], 0)
+            names = [t["name"] for t in ph["targets"]]
+            self.assertIn("send ack p99 (durable accept)", names)
+            if listening:
+                self.assertIn("notification p99", names)
+                self.assertGreater(s["notifications_received"], 0)
+            else:
+                self.assertNotIn("notification p99", names)
+                self.assertIn("not applicable", s["notifications"])
+                self.assertIn("not applicable", ph["note"])
+                self.assertEqual(s["notifications_received"], 0)
+            return ph
+
+        # Closed loop, send_batch of 10, nobody listening: the send path alone.
+        ph = check(["--ws-rate", "0", "--ws-batch", "10", "--ws-window", "2",
+                    "--ws-listeners", "none"], False)
+        self.assertEqual(ph["parameters"]["loop"], "closed")
+        self.assertEqual(ph["parameters"]["send_via"], "WebSocket action send_batch")
+        self.assertEqual(ph["summary"]["messages_accepted"] % 10, 0)
+        # Open loop, send_batch of 5, every connection listening: notifications still timed.
+        ph = check(["--ws-batch", "5"], True)
+        self.assertEqual(ph["parameters"]["loop"], "open")
+
     def test_a_missed_target_exits_non_zero(self):
         out = tmpdir(self)
         p = run_bench(["api", "--quick", "--endpoint", "single", "--target-p99-ms", "0.000001"], out)

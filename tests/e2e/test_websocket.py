@@ -277,6 +277,90 @@ class WebSocketTest(ServerTestCase):
         send_text(self.api, b.token, conv, "still open")
         w.wait_for(lambda e: created(e, conv, "still open"), BOUND_S)
 
+    # -- send_batch ----------------------------------------------------------------------------
+    def test_send_batch_answers_per_item_like_rest_delivers_in_order_and_is_idempotent(self):
+        a, b, conv = self.pair()
+        c = User(self.api, "c")
+        foreign = create_conversation(self.api, c.token, [b.id], "private")["id"]
+        wa, wb = self.ws(a), self.ws(b)
+        good = [text_message(conv, f"batch {i}") for i in range(6)]
+        items = good[:3] + [
+            text_message(conv, "bad id", "not-a-uuid"),
+            text_message(foreign, "not a member"),
+            "not an object",
+        ] + good[3:]
+        wa.send_json({"action": "send_batch", "messages": items})
+        ack = wa.wait_type("batch.accepted", BOUND_S)
+        self.assertIn("ts", ack)
+        res = ack["results"]
+        self.assertEqual(len(res), len(items))
+        for r, m in zip(res[:3] + res[6:], good):
+            self.assertEqual(r, {"status": "accepted", "message_id": m["message_id"],
+                                 "conversation_id": conv})
+        self.assertEqual((res[3]["status"], res[3]["message_id"], res[3]["error"]["code"]),
+                         ("rejected", "not-a-uuid", "invalid_input"))
+        self.assertIn("messages[3].message_id", res[3]["error"]["message"])
+        self.assertEqual((res[4]["status"], res[4]["message_id"], res[4]["error"]["code"]),
+                         ("rejected", items[4]["message_id"], "forbidden"))
+        self.assertEqual((res[5]["message_id"], res[5]["error"]["code"]), (None, "invalid_input"))
+        # Exactly the per-item results of POST /v1/messages:batch for the same body.
+        r = self.api.post("/v1/messages:batch", json={"messages": items}, token=a.token)
+        self.assertEqual(r.status, 202)
+        self.assertEqual(r.json["results"], res)
+        # Another member gets them live, in batch order, once each.
+        got = []
+        for m in good:
+            ev = wb.wait_for(lambda e, m=m: created(e, conv) and
+                             e["message"]["message_id"] == m["message_id"], BOUND_S, "batch item on B")
+            got.append(ev["message"]["seq"])
+        self.assertEqual(got, sorted(got))
+        # The same batch again: the same results, nothing stored twice.
+        wa.send_json({"action": "send_batch", "messages": items})
+        again = wa.wait_type("batch.accepted", BOUND_S)
+        self.assertEqual(again["results"], res)
+        # A changed payload under an accepted id is a per-item conflict (409 semantics).
+        fresh = text_message(conv, "fresh")
+        wa.send_json({"action": "send_batch", "messages": [
+            text_message(conv, "changed", good[0]["message_id"]), fresh]})
+        mixed = wa.wait_type("batch.accepted", BOUND_S)["results"]
+        self.assertEqual([x["status"] for x in mixed], ["rejected", "accepted"])
+        self.assertEqual(mixed[0]["error"]["code"], "conflict")
+        ids = [m["message_id"] for m in good]
+        hist = wait_stored(self.api, a.token, conv, ids + [fresh["message_id"]])
+        stored = [m["message_id"] for m in hist]
+        self.assertEqual([i for i in stored if i in set(ids)], ids)  # once each, in batch order
+        self.assertEqual(len(stored), len(ids) + 1)
+        self.assertEqual([m["payload"]["content"] for m in hist if m["message_id"] == ids[0]],
+                         ["batch 0"])
+        self.assertFalse([e for e in wb.backlog if created(e, foreign)])
+
+    def test_malformed_send_batch_gets_an_error_and_the_socket_stays_usable(self):
+        a, b, conv = self.pair()
+        w = self.ws(a)
+        cases = [
+            {"action": "send_batch"},
+            {"action": "send_batch", "messages": {"message_id": new_id()}},
+            {"action": "send_batch", "messages": "x"},
+            {"action": "send_batch", "messages": []},
+            {"action": "send_batch", "messages": [1] * 501},
+        ]
+        for frame in cases:
+            w.send_json(frame)
+            ev = w.wait_type("error", BOUND_S)
+            self.assertEqual(ev["code"], "invalid_input", frame)
+            self.assertEqual(ev["details"][0]["field"], "messages", ev)
+            # The same body over REST is the same 400.
+            body = {k: v for k, v in frame.items() if k != "action"}
+            r = self.api.post("/v1/messages:batch", json=body, token=a.token)
+            self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_input"))
+        w.send_text('{"action":"send_batch","messages":[')
+        self.assertEqual(w.wait_type("error", BOUND_S)["code"], "invalid_json")
+        m = text_message(conv, "after the bad ones")
+        w.send_json({"action": "send_batch", "messages": [m]})
+        ack = w.wait_type("batch.accepted", BOUND_S)
+        self.assertEqual(ack["results"][0]["status"], "accepted")
+        wait_stored(self.api, a.token, conv, [m["message_id"]])
+
     # -- resume --------------------------------------------------------------------------------
     def test_resume_after_1000_messages_gets_exactly_the_missing_ones_then_live(self):
         a, b, conv = self.pair()

@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
   double group_ratio = 0.25;
   bench::ws_options ws;
   std::string ws_via = "ws";
+  std::string ws_listeners = "all";
   double ws_duration_s = 10;
   int ws_users_per = 5;
   bench::upload_options up;
@@ -152,7 +153,19 @@ int main(int argc, char** argv) {
   cli.add_option("--ws-connect-rate", ws.connect_rate, "ws: new connections per second")
       ->capture_default_str();
   cli.add_option("--ws-senders", ws.senders, "ws: connections that send")->capture_default_str();
-  cli.add_option("--ws-rate", ws.rate, "ws: messages/s over all senders")->capture_default_str();
+  cli.add_option("--ws-rate", ws.rate,
+                 "ws: messages/s over all senders (open loop); 0 = closed loop (--ws-window)")
+      ->capture_default_str();
+  cli.add_option("--ws-batch", ws.batch,
+                 "ws: messages per frame (1 = action send, more = action send_batch)")
+      ->capture_default_str();
+  cli.add_option("--ws-window", ws.window,
+                 "ws: closed loop: frames each sender keeps unacknowledged at most")
+      ->capture_default_str();
+  cli.add_option("--ws-listeners", ws_listeners,
+                 "ws: connections that listen: all, others (not the senders) or none (every "
+                 "connection unsubscribes from its conversations: the send path alone)")
+      ->capture_default_str();
   cli.add_option("--ws-via", ws_via, "ws: senders use ws (action send) or rest")
       ->capture_default_str();
   cli.add_option("--ws-duration-s", ws_duration_s, "ws: seconds of traffic")->capture_default_str();
@@ -273,6 +286,20 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--endpoint must be single, batch or both");
     if (ws_via != "ws" && ws_via != "rest")
       throw std::invalid_argument("--ws-via must be ws or rest");
+    if (ws_listeners == "all")
+      ws.listeners = bench::ws_listeners::all;
+    else if (ws_listeners == "others")
+      ws.listeners = bench::ws_listeners::others;
+    else if (ws_listeners == "none")
+      ws.listeners = bench::ws_listeners::none;
+    else
+      throw std::invalid_argument("--ws-listeners must be all, others or none");
+    if (ws.batch < 1) throw std::invalid_argument("--ws-batch must be at least 1");
+    if (ws.window < 1) throw std::invalid_argument("--ws-window must be at least 1");
+    if (ws.rate < 0) throw std::invalid_argument("--ws-rate must be 0 (closed loop) or more");
+    if (ws.via_rest && (ws.batch > 1 || ws.rate == 0))
+      throw std::invalid_argument(
+          "--ws-batch > 1 and --ws-rate 0 need --ws-via ws (the api mode measures REST)");
     auto cool = [&] {
       if (!run.phases.empty() && cooldown_s > 0) {
         std::cout << "cooling down " << cooldown_s << " s\n" << std::flush;

@@ -32,12 +32,20 @@ struct api_options {
   verify_options verify;
 };
 
+// Which WebSocket connections listen to their conversations (the others `unsubscribe` from
+// every one right after the greeting: an ingest-only integration that pushes and does not
+// listen).
+enum class ws_listeners { all, others, none };  // others: every connection but the senders
+
 struct ws_options {
   int connections = 1000;
   int per_user = 5;           // connections per user (server cap: 10)
   double connect_rate = 500;  // new connections per second (ramp)
   int senders = 50;
-  double rate = 1000;     // messages/s over all senders
+  double rate = 1000;  // messages/s over all senders; 0 = closed loop (see window)
+  int batch = 1;       // messages per frame: 1 = action `send`, more = `send_batch`
+  int window = 4;      // closed loop: frames a sender keeps unacknowledged at most
+  ws_listeners listeners = ws_listeners::all;
   bool via_rest = false;  // senders use POST /v1/messages instead of WS `send`
   std::chrono::milliseconds duration{10000};
   std::chrono::milliseconds drain{5000};  // wait for the last notifications

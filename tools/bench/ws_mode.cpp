@@ -1,8 +1,10 @@
 // `ws` mode (SPEC §4): N authenticated WebSocket connections opened at a set rate, M of them
-// sending (action `send` or POST /v1/messages) at a set total rate; notification latency from
-// the sender's wall-clock timestamp in the message content to receipt at every recipient
-// connection. Sender and receivers run in this process, on one machine and one clock; a
-// receiver in another process on another machine would need synchronised clocks.
+// sending (action `send`, `send_batch` of --ws-batch messages, or POST /v1/messages) either
+// open loop at a set total rate or closed loop (--ws-rate 0: at most --ws-window frames
+// unacknowledged per sender, the most the server accepts); notification latency from the
+// sender's wall-clock timestamp in the message content to receipt at every listening
+// connection (--ws-listeners). Sender and receivers run in this process, on one machine and
+// one clock; a receiver in another process on another machine would need synchronised clocks.
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -14,6 +16,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 
 #include <deque>
@@ -46,9 +49,17 @@ struct ws_thread_state {
   id_generator ids;
   std::mt19937_64 rng{std::random_device{}()};
   std::vector<std::pair<std::int64_t, id128>> accepted;
+  steady::time_point last_ack{};  // of an accepted message
   std::uint64_t notifications = 0;
   std::uint64_t duplicate_notifications = 0;
   std::uint64_t clock_anomalies = 0;
+};
+
+// A send_batch frame waiting for its batch.accepted (a connection's frames are answered in
+// the order they were sent).
+struct pending_batch {
+  steady::time_point sent;  // intended time (open loop) or when it was queued (closed loop)
+  std::vector<std::pair<std::int64_t, id128>> items;  // conversation, message id
 };
 
 struct ws_client {
@@ -57,11 +68,16 @@ struct ws_client {
   std::size_t thread = 0;
   bool open = false;
   bool established = false;  // got the greeting (kept after the connection closes)
+  bool listening = true;     // false: unsubscribes from its conversations after the greeting
+  int unsubscribing = 0;     // unsubscribe acknowledgements still awaited
   std::deque<std::string> outbox;
   bool writing = false;
-  std::unordered_map<id128, steady::time_point, id128_hash> pending_acks;
+  std::unordered_map<id128, steady::time_point, id128_hash> pending_acks;  // action send
+  std::deque<pending_batch> pending_batches;                               // action send_batch
   std::unordered_set<id128, id128_hash> seen;
-  explicit ws_client(asio::any_io_executor ex) : ws(ex) {}
+  asio::steady_timer wake;  // the sender waits here for an acknowledgement
+  explicit ws_client(asio::any_io_executor ex) : ws(ex), wake(ex) {}
+  std::size_t unacked_frames() const { return pending_acks.size() + pending_batches.size(); }
 };
 
 struct ws_run {
@@ -78,6 +94,7 @@ struct ws_run {
   std::atomic<bool> is_absent{false};
   std::string absent;  // why, when the server has no /ws (written once under absent_mu)
   std::mutex absent_mu;
+  bool notifications = true;  // some connection listens (else throughput = accepted messages)
 
   std::size_t second_of(steady::time_point t, steady::time_point from) const {
     return t < from ? 0 : static_cast<std::size_t>(duration_cast<seconds>(t - from).count());
@@ -109,7 +126,10 @@ void on_frame(ws_run& run, ws_client& cl, std::string_view text) {
   const auto recv_wall = wall_ns();
   const auto now = steady::now();
   boost::system::error_code ec;
-  auto v = json::parse(text, ec);
+  // The frame's values live in a stack block (spilling to the heap for large frames).
+  unsigned char parse_buf[8192];
+  json::monotonic_resource mr(parse_buf, sizeof parse_buf);
+  auto v = json::parse(text, ec, &mr);
   if (ec || !v.is_object()) {
     ts.rec.error(run.second_of(now, run.traffic_start), "ws_bad_frame");
     return;
@@ -134,7 +154,7 @@ void on_frame(ws_run& run, ws_client& cl, std::string_view text) {
       return;
     }
     ++ts.notifications;
-    ++run.live.units;
+    if (run.notifications) ++run.live.units;
     const auto sec = run.second_of(now, run.traffic_start);
     if (recv_wall < sent) {
       ++ts.clock_anomalies;  // the wall clock stepped back: count, record as 0
@@ -142,7 +162,49 @@ void on_frame(ws_run& run, ws_client& cl, std::string_view text) {
     } else {
       ts.rec.record(s_notify, sec, static_cast<std::uint64_t>(recv_wall - sent));
     }
-    ts.rec.add_throughput(sec, 1);
+    if (run.notifications) ts.rec.add_throughput(sec, 1);
+  } else if (t == "batch.accepted" ||
+             (t == "error" && o.if_contains("action") && o.at("action") == "send_batch")) {
+    if (cl.pending_batches.empty()) return;
+    auto pb = std::move(cl.pending_batches.front());
+    cl.pending_batches.pop_front();
+    cl.wake.cancel();
+    const auto sec = run.second_of(now, run.traffic_start);
+    run.live.inflight -= static_cast<std::int64_t>(pb.items.size());
+    const json::array* results = nullptr;
+    if (const auto* r = o.if_contains("results"); r && r->is_array()) results = &r->as_array();
+    if (!results) {
+      std::string code = "ws_send_batch_error";
+      if (auto* cd = o.if_contains("code"); cd && cd->is_string())
+        code += ":" + std::string(cd->as_string());
+      ts.rec.error(sec, code, pb.items.size());
+      run.live.errors += pb.items.size();
+      return;
+    }
+    ts.rec.record(s_ack, sec,
+                  static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - pb.sent).count()));
+    std::uint64_t ok = 0;
+    for (std::size_t k = 0; k < pb.items.size(); ++k) {
+      const json::object* item = nullptr;
+      if (k < results->size() && (*results)[k].is_object()) item = &(*results)[k].as_object();
+      const auto* st = item ? item->if_contains("status") : nullptr;
+      if (st && *st == "accepted") {
+        ts.accepted.push_back(pb.items[k]);
+        ++ok;
+        continue;
+      }
+      std::string code = "ws_send_error";
+      if (const auto* e = item ? item->if_contains("error") : nullptr; e && e->is_object())
+        if (const auto* cd = e->as_object().if_contains("code"); cd && cd->is_string())
+          code += ":" + std::string(cd->as_string());
+      ts.rec.error(sec, code);
+      ++run.live.errors;
+    }
+    if (ok) ts.last_ack = now;
+    if (!run.notifications) {
+      run.live.units += ok;
+      ts.rec.add_throughput(sec, ok);
+    }
   } else if (t == "message.accepted" || t == "error") {
     const auto* idv = o.if_contains("message_id");
     if (!idv || !idv->is_string()) {
@@ -155,12 +217,18 @@ void on_frame(ws_run& run, ws_client& cl, std::string_view text) {
     if (it == cl.pending_acks.end()) return;
     const auto sec = run.second_of(now, run.traffic_start);
     --run.live.inflight;
+    cl.wake.cancel();
     if (t == "message.accepted") {
       ts.rec.record(
           s_ack, sec,
           static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - it->second).count()));
       const auto* conv = o.if_contains("conversation_id");
       if (conv && conv->is_number()) ts.accepted.emplace_back(conv->to_number<std::int64_t>(), *id);
+      ts.last_ack = now;
+      if (!run.notifications) {
+        ++run.live.units;
+        ts.rec.add_throughput(sec, 1);
+      }
     } else {
       std::string code = "ws_send_error";
       if (auto* cd = o.if_contains("code"); cd && cd->is_string())
@@ -169,6 +237,8 @@ void on_frame(ws_run& run, ws_client& cl, std::string_view text) {
       ++run.live.errors;
     }
     cl.pending_acks.erase(it);
+  } else if (t == "unsubscribed") {
+    if (cl.unsubscribing > 0 && --cl.unsubscribing == 0) cl.wake.cancel();
   } else if (t == "ping") {
     send_frame(cl, R"({"action":"pong"})");
   }
@@ -236,6 +306,14 @@ asio::awaitable<void> client_loop(ws_run& run, std::size_t i) {
   cl.open = true;
   cl.established = true;
   ++run.connected;
+  if (!cl.listening) {
+    // An ingest-only connection: it hears none of its conversations (its user channel stays).
+    for (auto ci : run.fx.conversations_of[cl.user]) {
+      ++cl.unsubscribing;
+      send_frame(cl, R"({"action":"unsubscribe","conversation_id":)" +
+                         std::to_string(run.fx.conversations[ci].id) + "}");
+    }
+  }
   std::string why = "ws_connection_lost";
   for (;;) {
     auto [ec, n] = co_await cl.ws.async_read(buf, tok);
@@ -252,34 +330,94 @@ asio::awaitable<void> client_loop(ws_run& run, std::size_t i) {
     ++run.live.errors;
   }
   cl.open = false;
+  cl.wake.cancel();
 }
 
-// One sender: open-loop at rate/senders, through its WebSocket or REST.
+// Queues one frame of the sender's: `send` of one message or `send_batch` of --ws-batch,
+// each to one of the user's conversations at random. `sent`: where its latency counts from.
+void send_messages(ws_run& run, ws_client& cl, ws_thread_state& ts, steady::time_point sent) {
+  const auto& mine = run.fx.conversations_of[cl.user];
+  const int n = std::max(1, run.o.batch);
+  run.live.requests += static_cast<std::uint64_t>(n);
+  run.live.inflight += n;
+  if (n == 1) {
+    const auto& conv = run.fx.conversations[mine[ts.rng() % mine.size()]];
+    const auto id = ts.ids.next();
+    const auto body = message_json(id, conv.id, message_content(wall_ns(), run.o.message_bytes));
+    cl.pending_acks.emplace(id, sent);
+    send_frame(cl, R"({"action":"send",)" + body.substr(1));
+    return;
+  }
+  pending_batch pb{sent, {}};
+  pb.items.reserve(static_cast<std::size_t>(n));
+  std::string frame;
+  frame.reserve(static_cast<std::size_t>(n) *
+                (static_cast<std::size_t>(run.o.message_bytes) + 128));
+  frame += R"({"action":"send_batch","messages":[)";
+  const auto content = message_content(wall_ns(), run.o.message_bytes);
+  for (int k = 0; k < n; ++k) {
+    const auto& conv = run.fx.conversations[mine[ts.rng() % mine.size()]];
+    const auto id = ts.ids.next();
+    if (k) frame += ',';
+    frame += message_json(id, conv.id, content);
+    pb.items.emplace_back(conv.id, id);
+  }
+  frame += "]}";
+  cl.pending_batches.push_back(std::move(pb));
+  send_frame(cl, std::move(frame));
+}
+
+// Waits on the client's wake timer until `until` at the latest (an acknowledgement, the
+// connection's end or an unsubscribe confirmation cancels it).
+asio::awaitable<void> wait_wake(ws_client& cl, steady::time_point until) {
+  cl.wake.expires_at(until);
+  co_await cl.wake.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// One sender: open-loop at rate/senders, or closed loop (rate 0) with at most --ws-window
+// frames unacknowledged; through its WebSocket or REST.
 asio::awaitable<void> sender_loop(ws_run& run, std::size_t i, double rate) {
   auto& cl = *run.clients[i];
   auto& ts = *run.threads[cl.thread];
   asio::steady_timer timer(cl.ws.get_executor());
-  http_connection http(cl.ws.get_executor(), run.c.addr);
-  open_loop_schedule sched(run.traffic_start, rate, run.o.duration);
   const auto& mine = run.fx.conversations_of[cl.user];
   if (mine.empty()) co_return;
+  const auto traffic_end = run.traffic_start + run.o.duration;
+  timer.expires_at(run.traffic_start);
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  // An ingest-only sender starts once it no longer listens (bounded by the traffic phase).
+  while (cl.unsubscribing > 0 && cl.open && steady::now() < traffic_end)
+    co_await wait_wake(cl, traffic_end);
+
+  if (run.o.rate <= 0) {
+    const auto window = static_cast<std::size_t>(std::max(1, run.o.window));
+    while (cl.open && steady::now() < traffic_end) {
+      if (cl.unacked_frames() >= window) {
+        co_await wait_wake(cl, traffic_end);
+        continue;
+      }
+      send_messages(run, cl, ts, steady::now());
+    }
+    co_return;
+  }
+
+  const int per_frame = std::max(1, run.o.batch);
+  http_connection http(cl.ws.get_executor(), run.c.addr);
+  open_loop_schedule sched(run.traffic_start, rate / per_frame, run.o.duration);
   while (auto slot = sched.claim()) {
     if (slot->due > steady::now()) {
       timer.expires_at(slot->due);
       co_await timer.async_wait(asio::use_awaitable);
     }
     if (!cl.open) break;
+    if (!run.o.via_rest) {
+      send_messages(run, cl, ts, slot->due);
+      continue;
+    }
     const auto& conv = run.fx.conversations[mine[ts.rng() % mine.size()]];
     const auto id = ts.ids.next();
     const auto body = message_json(id, conv.id, message_content(wall_ns(), run.o.message_bytes));
     ++run.live.requests;
-    if (!run.o.via_rest) {
-      ++run.live.inflight;
-      cl.pending_acks.emplace(id, slot->due);
-      std::string frame = R"({"action":"send",)" + body.substr(1);
-      send_frame(cl, std::move(frame));
-      continue;
-    }
     ++run.live.inflight;
     auto r = co_await http.request(boost::beast::http::verb::post, "/v1/messages", body,
                                    run.fx.users[cl.user].token, "application/json",
@@ -292,6 +430,11 @@ asio::awaitable<void> sender_loop(ws_run& run, std::size_t i, double rate) {
           s_ack, sec,
           static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - slot->due).count()));
       ts.accepted.emplace_back(conv.id, id);
+      ts.last_ack = now;
+      if (!run.notifications) {
+        ++run.live.units;
+        ts.rec.add_throughput(sec, 1);
+      }
     } else {
       ts.rec.error(sec, r.kind());
       ++run.live.errors;
@@ -330,13 +473,23 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
   p.throughput_unit = "notifications/s";
   const int per_user = std::clamp(o.per_user, 1, 10);
   const int users = std::max(2, (o.connections + per_user - 1) / per_user);
+  const bool closed_loop = o.rate <= 0;
+  const char* listeners = o.listeners == ws_listeners::all      ? "all"
+                          : o.listeners == ws_listeners::others ? "others"
+                                                                : "none";
   p.parameters = {{"connections", o.connections},
                   {"connections_per_user", per_user},
                   {"users", users},
                   {"connect_rate_per_s", o.connect_rate},
                   {"senders", o.senders},
                   {"rate_msgs_per_s", o.rate},
-                  {"send_via", o.via_rest ? "POST /v1/messages" : "WebSocket action send"},
+                  {"loop", closed_loop ? "closed" : "open"},
+                  {"messages_per_frame", o.batch},
+                  {"window_frames", o.window},
+                  {"listeners", listeners},
+                  {"send_via", o.via_rest    ? "POST /v1/messages"
+                               : o.batch > 1 ? "WebSocket action send_batch"
+                                             : "WebSocket action send"},
                   {"duration_s", duration<double>(o.duration).count()},
                   {"client_threads", c.threads},
                   {"clock",
@@ -366,12 +519,6 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
     cl->thread = ti;
     run.clients.push_back(std::move(cl));
   }
-  const double ramp_s = o.connections / o.connect_rate;
-  run.start = steady::now() + milliseconds(20);
-  run.traffic_start = run.start + nanoseconds(static_cast<std::int64_t>(ramp_s * 1e9)) + seconds(1);
-  p.started_unix_s = unix_now();
-  for (std::size_t i = 0; i < run.clients.size(); ++i)
-    asio::co_spawn(pool.context(run.clients[i]->thread), client_loop(run, i), asio::detached);
   // Senders spread over the users that have a conversation: each such user's first
   // connection, then their second ones, and so on.
   std::vector<std::size_t> sender_clients;
@@ -383,6 +530,23 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
           static_cast<int>(sender_clients.size()) < o.senders)
         sender_clients.push_back(i);
   const int senders = static_cast<int>(sender_clients.size());
+  std::size_t listening = run.clients.size();
+  if (o.listeners != ws_listeners::all) {
+    for (auto i : sender_clients) run.clients[i]->listening = false;
+    listening -= sender_clients.size();
+    if (o.listeners == ws_listeners::none) {
+      for (auto& cl : run.clients) cl->listening = false;
+      listening = 0;
+    }
+  }
+  run.notifications = listening > 0;
+  if (!run.notifications) p.throughput_unit = "messages/s";
+  const double ramp_s = o.connections / o.connect_rate;
+  run.start = steady::now() + milliseconds(20);
+  run.traffic_start = run.start + nanoseconds(static_cast<std::int64_t>(ramp_s * 1e9)) + seconds(1);
+  p.started_unix_s = unix_now();
+  for (std::size_t i = 0; i < run.clients.size(); ++i)
+    asio::co_spawn(pool.context(run.clients[i]->thread), client_loop(run, i), asio::detached);
   for (auto i : sender_clients)
     asio::co_spawn(pool.context(run.clients[i]->thread), sender_loop(run, i, o.rate / senders),
                    asio::detached);
@@ -392,7 +556,8 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
   auto expected_deliveries = [&] {
     std::unordered_map<std::int64_t, std::uint64_t> conns_of_conv;
     std::vector<std::uint64_t> open_of_user(fx.users.size(), 0);
-    for (const auto& cl : run.clients) open_of_user[cl->user] += cl->established ? 1 : 0;
+    for (const auto& cl : run.clients)
+      open_of_user[cl->user] += cl->established && cl->listening ? 1 : 0;
     for (const auto& cv : fx.conversations) {
       std::uint64_t n = 0;
       for (auto m : cv.members) n += open_of_user[m];
@@ -421,7 +586,7 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
     run.live.done = true;
   });
   std::uint64_t connected_at_end = 0;
-  watch_progress("ws", c, run.live, "notif/s", 1, [&] {
+  watch_progress("ws", c, run.live, run.notifications ? "notif/s" : "msg/s", 1, [&] {
     connected_at_end = run.connected.load();
     return "  connected " + thousands(static_cast<double>(connected_at_end));
   });
@@ -434,9 +599,12 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
   }
 
   verifier v;
-  std::uint64_t notifications = 0, dup_notifications = 0, anomalies = 0;
+  std::uint64_t notifications = 0, dup_notifications = 0, anomalies = 0, acked = 0;
+  steady::time_point last_ack = run.traffic_start;
   for (auto& ts : run.threads) {
     p.data.merge(ts->rec);
+    acked += ts->accepted.size();
+    last_ack = std::max(last_ack, ts->last_ack);
     for (const auto& [conv, id] : ts->accepted) v.expect(conv, id);
     notifications += ts->notifications;
     dup_notifications += ts->duplicate_notifications;
@@ -456,10 +624,20 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
       expected ? static_cast<double>(notifications) / static_cast<double>(expected) : 0;
   const auto& nl = p.data.series[s_notify].total;
   const double p99 = static_cast<double>(nl.percentile(0.99)) / 1e6;
+  const auto& al = p.data.series[s_ack].total;
+  const double ack_p99 = static_cast<double>(al.percentile(0.99)) / 1e6;
+  // Messages acknowledged as accepted per second of the traffic phase (until the last
+  // acknowledgement when that came after its end).
+  const double traffic_s = std::max(duration<double>(o.duration).count(),
+                                    duration<double>(last_ack - run.traffic_start).count());
+  const double msgs_per_s = static_cast<double>(acked) / traffic_s;
   p.summary = {{"connections_established", established},
                {"connections_failed", run.connect_failed.load()},
                {"messages_sent", run.live.requests.load()},
                {"messages_accepted", vr.expected},
+               {"accepted_msgs_per_s", msgs_per_s},
+               {"send_ack_p50_ms", static_cast<double>(al.percentile(0.5)) / 1e6},
+               {"send_ack_p99_ms", ack_p99},
                {"notifications_expected", expected},
                {"notifications_received", notifications},
                {"duplicate_notifications", dup_notifications},
@@ -476,10 +654,19 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
                  {"gaps", vr.gaps}}}};
   p.check("connections established", ">=", t.min_success * o.connections,
           static_cast<double>(established), "connections");
-  p.check("notification p99", "<=", t.ws_p99_ms, p99, "ms");
-  p.check("notifications delivered", ">=", t.min_delivery, delivery, "ratio");
+  if (run.notifications) {
+    p.check("notification p99", "<=", t.ws_p99_ms, p99, "ms");
+    p.check("notifications delivered", ">=", t.min_delivery, delivery, "ratio");
+  } else {
+    p.summary["notifications"] =
+        "not applicable: no connection listens (--ws-listeners " + std::string(listeners) + ")";
+    p.note = "send path only: no connection listens, notification targets not applicable";
+  }
   p.check("duplicate notifications", "==", 0, static_cast<double>(dup_notifications),
           "notifications");
+  if (!o.via_rest) p.check("send ack p99 (durable accept)", "<=", t.api_p99_ms, ack_p99, "ms");
+  if (closed_loop && t.msgs_per_s > 0)
+    p.check("ingestion throughput", ">=", t.msgs_per_s, msgs_per_s, "msg/s");
   p.check("messages accepted", ">=", 1, static_cast<double>(vr.expected), "messages");
   p.check_stored_exactly_once(vr);
   p.finish();

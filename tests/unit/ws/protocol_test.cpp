@@ -166,5 +166,90 @@ TEST(ws_protocol, gateway_events_are_json_with_type_and_ts) {
   check(ping_event(1), "ping");
 }
 
+TEST(ws_protocol, send_batch_reads_its_items_and_rejects_bad_ones_per_item) {
+  const std::string id0 = "7d4f7c6e-3b0a-4c4e-9a35-0d1c2b3a4f50";
+  const std::string id2 = "7d4f7c6e-3b0a-4c4e-9a35-0d1c2b3a4f52";
+  auto a = parse_action(R"({"action":"send_batch","messages":[)"
+                        R"({"message_id":")" +
+                        id0 +
+                        R"(","conversation_id":9,"payload":{"type":"text","content":"one"}},)"
+                        R"({"message_id":"not-a-uuid","conversation_id":9,)"
+                        R"("payload":{"type":"text","content":"bad"}},)"
+                        R"({"message_id":")" +
+                        id2 +
+                        R"(","conversation_id":4,"payload":{"type":"text","content":"three"}},)"
+                        R"(7]})");
+  ASSERT_TRUE(a) << a.err().message;
+  EXPECT_EQ(a->kind, action_kind::send_batch);
+  EXPECT_STREQ(action_name(a->kind), "send_batch");
+  auto& b = a->batch;
+  ASSERT_EQ(b.size(), 4u);
+  ASSERT_EQ(b.valid.size(), 2u);
+  EXPECT_EQ(b.valid[0].message_id.str(), id0);
+  EXPECT_EQ(b.valid[0].payload.content, "one");
+  EXPECT_EQ(b.valid[1].conversation, 4);
+  EXPECT_EQ(b.valid_index, (std::vector<std::size_t>{0, 2}));
+
+  // Settled as the message service would: item 0 durable, item 2 refused (not a member).
+  std::vector<result<void>> outcomes;
+  outcomes.emplace_back(result<void>{});
+  outcomes.emplace_back(error{errc::forbidden, "not a member"});
+  b.valid.clear();  // send_batch takes them
+  b.settle(outcomes);
+  EXPECT_EQ(b.accepted, 1u);
+  EXPECT_FALSE(b.all_unavailable());
+  auto ev = json::parse(batch_accepted_event(b, 1)).as_object();
+  EXPECT_EQ(ev.at("type").as_string(), "batch.accepted");
+  EXPECT_TRUE(ev.at("ts").is_string());
+  const auto& r = ev.at("results").as_array();
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0].at("status").as_string(), "accepted");
+  EXPECT_EQ(r[0].at("message_id").as_string(), id0);
+  EXPECT_EQ(r[0].at("conversation_id").as_int64(), 9);
+  EXPECT_EQ(r[1].at("status").as_string(), "rejected");
+  EXPECT_EQ(r[1].at("message_id").as_string(), "not-a-uuid");
+  EXPECT_EQ(r[1].at("error").at("code").as_string(), "invalid_input");
+  EXPECT_NE(std::string(r[1].at("error").at("message").as_string()).find("messages[1].message_id"),
+            std::string::npos);
+  EXPECT_EQ(r[2].at("status").as_string(), "rejected");
+  EXPECT_EQ(r[2].at("message_id").as_string(), id2);
+  EXPECT_EQ(r[2].at("error").at("code").as_string(), "forbidden");
+  EXPECT_TRUE(r[3].at("message_id").is_null());
+  EXPECT_EQ(r[3].at("error").at("code").as_string(), "invalid_input");
+}
+
+TEST(ws_protocol, a_malformed_send_batch_is_an_error) {
+  auto code = [](const std::string& frame, std::size_t max = 3) {
+    auto a = parse_action(frame, nullptr, max);
+    EXPECT_FALSE(a) << frame;
+    return a ? std::string() : std::string(a.err().name());
+  };
+  EXPECT_EQ(code(R"({"action":"send_batch"})"), "invalid_input");
+  EXPECT_EQ(code(R"({"action":"send_batch","messages":{}})"), "invalid_input");
+  EXPECT_EQ(code(R"({"action":"send_batch","messages":"x"})"), "invalid_input");
+  EXPECT_EQ(code(R"({"action":"send_batch","messages":[]})"), "invalid_input");
+  EXPECT_EQ(code(R"({"action":"send_batch","messages":[1,2,3,4]})"), "invalid_input");
+  // Within the limit, items that are not objects are rejected one by one, not the frame.
+  auto four = parse_action(R"({"action":"send_batch","messages":[1,2,3,4]})", nullptr, 4);
+  ASSERT_TRUE(four);
+  EXPECT_EQ(four->batch.size(), 4u);
+  EXPECT_TRUE(four->batch.valid.empty());
+  auto a = parse_action(R"({"action":"send_batch","messages":[]})", nullptr, 3);
+  ASSERT_FALSE(a);
+  ASSERT_EQ(a.err().details.size(), 1u);
+  EXPECT_EQ(a.err().details[0].field, "messages");
+  EXPECT_EQ(a.err().details[0].reason, "must hold 1 to 3 messages");
+  // A batch whose every item is refused because the log is down answers as a whole.
+  auto all_bad = parse_action(R"({"action":"send_batch","messages":[)"
+                              R"({"message_id":"7d4f7c6e-3b0a-4c4e-9a35-0d1c2b3a4f50",)"
+                              R"("conversation_id":9,"payload":{"type":"text","content":"x"}}]})");
+  ASSERT_TRUE(all_bad);
+  std::vector<result<void>> down;
+  down.emplace_back(error{errc::unavailable, "log down"});
+  all_bad->batch.settle(down);
+  EXPECT_TRUE(all_bad->batch.all_unavailable());
+  EXPECT_EQ(all_bad->batch.accepted, 0u);
+}
+
 }  // namespace
 }  // namespace chat4all::ws
