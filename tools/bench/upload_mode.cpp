@@ -49,8 +49,12 @@ asio::awaitable<void> one_upload(upload_run& run, std::size_t k, std::size_t thr
   auto ex = co_await asio::this_coro::executor;
   auto& rec = *run.recs[thread];
   http_connection conn(ex, run.c.addr);
-  const auto& conv = run.fx.conversations.front();
-  const auto& token = run.fx.users[conv.members.front()].token;
+  // Uploads are spread over the users (round robin), each in one of its conversations: the
+  // server limits unfinished uploads per user (uploads.max_active_per_user, 10 by default).
+  const std::size_t user = k % run.fx.users.size();
+  const auto& mine = run.fx.conversations_of[user];
+  const auto& conv = run.fx.conversations[mine.empty() ? 0 : mine.front()];
+  const auto& token = run.fx.users[mine.empty() ? conv.members.front() : user].token;
   auto fail = [&](const std::string& kind) {
     rec.error(run.second_of(steady::now()), kind);
     ++run.live.errors;
@@ -145,8 +149,9 @@ phase_result run_upload(const common_options& c, const upload_options& o, const 
                   {"chunk_bytes", o.chunk},
                   {"client_threads", c.threads}};
   fixture_options pop;
-  pop.users = 2;
-  pop.conversations = 1;
+  // At most ~5 uploads per user (see one_upload), each user in a conversation or two.
+  pop.users = std::max(2, static_cast<int>((o.uploads + 4) / 5));
+  pop.conversations = pop.users == 2 ? 1 : pop.users * 2;
   pop.group_ratio = 0;
   pop.tag = c.tag + "u";
   const auto fx = create_fixture(c.addr, pop);
