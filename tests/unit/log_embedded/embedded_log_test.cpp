@@ -258,6 +258,35 @@ TEST_F(embedded_log_torn_tail, a_huge_length_field_is_cut_off) {
   reopen_expect(10);
 }
 
+// A durable record found corrupt while reading: the poll returns the records before it (the
+// consumer has moved past them, so dropping them would skip them for good), and the next
+// poll reports the corruption.
+TEST(embedded_log, a_corrupt_record_mid_poll_keeps_the_records_read_before_it) {
+  temp_dir dir;
+  embedded_log log(dir.str(), log_config{});
+  append_ok(log, "t", values(0, 5, 20));
+  const auto file = segments(dir.path() / "t").at(0);
+  std::string bytes(fs::file_size(file), '\0');
+  {
+    const int fd = ::open(file.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pread(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+    const auto at = bytes.find("v3x");  // inside record 3's value: its checksum fails
+    ASSERT_NE(at, std::string::npos);
+    ASSERT_EQ(::pwrite(fd, "w", 1, static_cast<off_t>(at)), 1);
+    ::close(fd);
+  }
+  auto c = log.subscribe("t", "g");
+  auto first = run(c->poll(100, 0ms));
+  ASSERT_TRUE(first) << first.err().message;
+  expect_sequence(*first, 0, 3);
+  auto second = run(c->poll(100, 0ms));
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.err().code, errc::internal);
+  EXPECT_NE(second.err().message.find("corrupt durable record 3"), std::string::npos)
+      << second.err().message;
+}
+
 TEST(embedded_log, concurrent_appends_share_fsyncs) {
   temp_dir dir;
   embedded_log log(dir.str(), log_config{});

@@ -48,6 +48,8 @@ class embedded_consumer final : public log_consumer {
 
  private:
   // Reads what is durable after position_ (a page-cache read: no waiting on the device).
+  // A read error after some records returns those (position_ is past them already); the
+  // next call meets the error again and reports it.
   result<std::vector<log_entry>> read_available(std::size_t max_entries) {
     std::vector<log_entry> out;
     while (out.size() < max_entries) {
@@ -61,15 +63,20 @@ class embedded_consumer final : public log_consumer {
         next_base = it == t_->segments.end() ? std::numeric_limits<std::int64_t>::max() : *it;
       }
       if (position_ >= end) break;
-      if (auto r = seek(base); !r) return std::move(r).err();
+      if (auto r = seek(base); !r) return partial(std::move(out), std::move(r).err());
       const std::int64_t limit = std::min(end, next_base);
       while (out.size() < max_entries && next_ < limit) {
         frame_view f;
-        if (auto r = next_frame(f); !r) return std::move(r).err();
+        if (auto r = next_frame(f); !r) return partial(std::move(out), std::move(r).err());
         out.push_back(log_entry{0, f.offset, std::string(f.key), std::string(f.value)});
         position_ = next_;
       }
     }
+    return out;
+  }
+
+  static result<std::vector<log_entry>> partial(std::vector<log_entry> out, error e) {
+    if (out.empty()) return e;
     return out;
   }
 
