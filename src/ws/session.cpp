@@ -248,19 +248,13 @@ task<void> session::handle(std::string_view text) {
     }
     case action_kind::read: {
       auto r = co_await gw_.svc.conversations.mark_read(who_, conv, a->up_to_seq);
-      if (!r) {
-        auto out = error_event(r.err(), now(), {}, name);
-        co_await reply(std::move(out));
-      }
+      if (!r) co_await reply_error(r.err(), name);
       co_return;
     }
     case action_kind::typing: {
       auto m = co_await gw_.svc.members.require_member(conv, who_.id);
       if (!m) {
-        {
-          auto out = error_event(m.err(), now(), {}, name);
-          co_await reply(std::move(out));
-        }
+        co_await reply_error(m.err(), name);
         co_return;
       }
       gw_.svc.fan.publish(conversation_channel(conv),
@@ -270,10 +264,7 @@ task<void> session::handle(std::string_view text) {
     case action_kind::subscribe: {
       auto m = co_await gw_.svc.members.require_member(conv, who_.id);
       if (!m) {
-        {
-          auto out = error_event(m.err(), now(), {}, name);
-          co_await reply(std::move(out));
-        }
+        co_await reply_error(m.err(), name);
         co_return;
       }
       if (add_subscription(conv)) co_await join_now(conv);
@@ -304,10 +295,7 @@ task<void> session::handle(std::string_view text) {
 task<void> session::resume(conversation_id conv, seq_t after_seq) {
   auto m = co_await gw_.svc.members.require_member(conv, who_.id);
   if (!m) {
-    {
-      auto out = error_event(m.err(), now(), {}, "resume");
-      co_await reply(std::move(out));
-    }
+    co_await reply_error(m.err(), "resume");
     co_return;
   }
   // Live first, so that nothing published after the replay's last read can be missed.
@@ -327,10 +315,7 @@ task<void> session::resume(conversation_id conv, seq_t after_seq) {
   for (;;) {
     auto p = co_await gw_.svc.conversations.history(who_, q);
     if (!p) {
-      {
-        auto out = error_event(p.err(), now(), {}, "resume");
-        co_await reply(std::move(out));
-      }
+      co_await reply_error(p.err(), "resume");
       break;
     }
     for (const auto& msg : p->messages) {
@@ -441,6 +426,11 @@ bool session::push(event_ptr ev) {
   }
   wake_.cancel();
   return true;
+}
+
+task<void> session::reply_error(const error& e, std::string_view action) {
+  auto out = error_event(e, now(), {}, action);
+  co_await reply(std::move(out));
 }
 
 task<void> session::reply(std::string payload) {

@@ -103,6 +103,8 @@ class session final : public listener, public std::enable_shared_from_this<sessi
   bool push(event_ptr ev);
   void push_reply(std::string payload);
   task<void> reply(std::string payload);
+  // The `error` event answering `action` (no message id).
+  task<void> reply_error(const error& e, std::string_view action);
   void overflow();
   void check_burst();
   void hard_close();
