@@ -249,6 +249,44 @@ TEST_F(kafka_health_test, a_stopped_cluster_node_makes_partitions_under_replicat
   EXPECT_EQ(sum_series(metrics, "chat4all_kafka_under_replicated_partitions ").sum, 0);
 }
 
+// An idempotent producer's fatal error (what librdkafka 2.0 raises as OUT_OF_ORDER_SEQUENCE_NUMBER
+// when a whole cluster restarts under load) would fail every later append: the producer is
+// replaced and appends go on, in order, counted by a metric.
+TEST_F(kafka_health_test, a_fatal_producer_error_gets_a_new_producer_and_appends_go_on) {
+  obs::metrics_registry metrics;
+  kafka_log log(options(), &metrics);
+  const auto topic = factory_.topic("fatal");
+  ASSERT_TRUE(log.ensure_topics({topic}));
+  auto batch = [](int from, int n) {
+    std::vector<log_record> rs;
+    for (int i = from; i < from + n; ++i) rs.push_back({"c1", "v" + std::to_string(i)});
+    return rs;
+  };
+  ASSERT_TRUE(run(log.append(topic, batch(0, 10))));
+  EXPECT_EQ(log.producer_restarts(), 0u);
+
+  log.raise_fatal_error_for_test("injected by the test");
+  auto r = run(log.append(topic, batch(10, 10)));
+  ASSERT_TRUE(r) << r.err().message;
+  EXPECT_EQ(log.producer_restarts(), 1u);
+  EXPECT_EQ(sum_series(metrics, "chat4all_kafka_producer_restarts_total ").sum, 1);
+  ASSERT_TRUE(run(log.append(topic, batch(20, 10))));  // the new producer keeps going
+  EXPECT_EQ(log.producer_restarts(), 1u);
+
+  auto consumer = log.subscribe(topic, "g");
+  std::vector<std::string> got;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (got.size() < 30 && std::chrono::steady_clock::now() < deadline) {
+    auto p = run(consumer->poll(100, 1s));
+    ASSERT_TRUE(p) << p.err().message;
+    for (auto& e : *p) got.push_back(e.value);
+  }
+  std::vector<std::string> want;
+  for (int i = 0; i < 30; ++i) want.push_back("v" + std::to_string(i));
+  EXPECT_EQ(got, want);  // every record once, in order (one key, one partition)
+  log.stop();
+}
+
 // Needs no broker: nothing listens on the bootstrap address.
 // W3C trace context travels as a record header (SPEC §7), next to the value.
 TEST_F(kafka_health_test, traceparent_travels_as_a_record_header) {

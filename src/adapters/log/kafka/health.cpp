@@ -65,9 +65,9 @@ struct health_monitor::cluster_view {
   int offline = 0;
 };
 
-health_monitor::health_monitor(rd_kafka_s* rk, const kafka_options& opts,
+health_monitor::health_monitor(client_ptr rk, const kafka_options& opts,
                                obs::metrics_registry* metrics)
-    : rk_(rk), prefix_(opts.topic_prefix), interval_(opts.health_interval_ms) {
+    : rk_(std::move(rk)), prefix_(opts.topic_prefix), interval_(opts.health_interval_ms) {
   if (metrics != nullptr) {
     brokers_online_ = &metrics->gauge("chat4all_kafka_brokers_online",
                                       "Kafka brokers in the cluster metadata (0 when the last "
@@ -134,7 +134,7 @@ void health_monitor::run() {
 result<health_monitor::cluster_view> health_monitor::read_metadata() {
   const rd_kafka_metadata_t* raw = nullptr;
   // All topics: one request whatever the number of the adapter's topics.
-  if (const auto err = rd_kafka_metadata(rk_, 1, nullptr, &raw, timeout_ms()); err) {
+  if (const auto err = rd_kafka_metadata(rk_.get(), 1, nullptr, &raw, timeout_ms()); err) {
     return error(errc::unavailable, std::string("kafka metadata: ") + rd_kafka_err2str(err));
   }
   std::unique_ptr<const rd_kafka_metadata_t, metadata_deleter> md(raw);
@@ -211,10 +211,10 @@ result<std::vector<kafka_partition_lag>> health_monitor::read_lag() {
     all.emplace(c.full_topic, c.lag.partition);
     if (c.offset < 0) uncommitted.emplace(c.full_topic, c.lag.partition);
   }
-  auto high = watermarks(rk_, all, RD_KAFKA_OFFSET_END);
+  auto high = watermarks(rk_.get(), all, RD_KAFKA_OFFSET_END);
   if (!high) return std::move(high).err();
   // Nothing committed: the group starts at the earliest retained record (auto.offset.reset).
-  auto low = watermarks(rk_, uncommitted, RD_KAFKA_OFFSET_BEGINNING);
+  auto low = watermarks(rk_.get(), uncommitted, RD_KAFKA_OFFSET_BEGINNING);
   if (!low) return std::move(low).err();
 
   std::vector<kafka_partition_lag> out;
@@ -247,6 +247,8 @@ void health_monitor::publish_lag(const std::vector<kafka_partition_lag>& lag) {
 }
 
 void health_monitor::refresh() {
+  // This client never produces: serving its event queue (error callbacks) keeps it empty.
+  rd_kafka_poll(rk_.get(), 0);
   auto view = read_metadata();
   result<std::vector<kafka_partition_lag>> lag;  // an error until read
   if (view) lag = read_lag();

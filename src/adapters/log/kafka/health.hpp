@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/log/kafka/client.hpp"
 #include "adapters/log/kafka/kafka_log.hpp"
 
 struct rd_kafka_s;
@@ -45,9 +46,9 @@ class health_monitor {
  public:
   static constexpr std::chrono::milliseconds request_timeout{5000};
 
-  // `rk` (the producer's client, used for metadata and watermarks) must outlive this.
-  // Starts the thread; the first refresh runs at once.
-  health_monitor(rd_kafka_s* rk, const kafka_options& opts, obs::metrics_registry* metrics);
+  // `rk`: a client of its own for metadata and watermarks (not the producer's, which is
+  // replaced after a fatal error). Starts the thread; the first refresh runs at once.
+  health_monitor(client_ptr rk, const kafka_options& opts, obs::metrics_registry* metrics);
   ~health_monitor();  // stop()
   health_monitor(const health_monitor&) = delete;
   health_monitor& operator=(const health_monitor&) = delete;
@@ -66,7 +67,7 @@ class health_monitor {
   result<std::vector<kafka_partition_lag>> read_lag();
   void publish_lag(const std::vector<kafka_partition_lag>& lag);
 
-  rd_kafka_s* const rk_;
+  const client_ptr rk_;
   const std::string prefix_;
   const std::chrono::milliseconds interval_;
 

@@ -14,8 +14,13 @@ kafka_log::kafka_log(kafka_options opts, obs::metrics_registry* metrics)
     throw std::invalid_argument("kafka_log: health_interval_ms must be >= 0");
   }
   if (producer_->options().health_interval_ms > 0) {
-    health_ = std::make_unique<log_kafka::health_monitor>(producer_->client(), producer_->options(),
-                                                          metrics);
+    // A client of its own: the producer's is replaced after a fatal error.
+    const auto& o = producer_->options();
+    auto props = log_kafka::common_config(o);
+    for (const auto& [k, v] : o.producer_config) props[k] = v;  // e.g. TLS settings
+    props["client.id"] = o.client_id + "-health";
+    health_ = std::make_unique<log_kafka::health_monitor>(
+        log_kafka::make_client(log_kafka::make_conf(props, "health"), false), o, metrics);
   }
 }
 
@@ -70,6 +75,14 @@ kafka_health kafka_log::health() const {
 
 const kafka_options& kafka_log::options() const noexcept {
   return producer_->options();
+}
+
+std::uint64_t kafka_log::producer_restarts() const noexcept {
+  return producer_->restarts();
+}
+
+void kafka_log::raise_fatal_error_for_test(const std::string& reason) {
+  producer_->raise_fatal_error_for_test(reason);
 }
 
 }  // namespace chat4all

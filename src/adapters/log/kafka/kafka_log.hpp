@@ -36,10 +36,11 @@
 // Errors: append -> invalid_input (empty topic), too_large (a record over the producer's
 // message.max.bytes, 1 MB by default), unavailable (stopped; a delivery failed or
 // timed out after delivery_timeout_ms; the producer hit a fatal error; the topic could not
-// be created). poll -> unavailable (the log was stopped, or a consumer error such as a
-// fatal error or an unknown topic); commit -> unavailable (the broker refused it, e.g. the
-// partitions were reassigned meanwhile: their entries will be delivered again).
-// The constructor throws std::invalid_argument when librdkafka rejects a setting;
+// be created; a producer that hit a fatal error is replaced by the next append, so only
+// the appends in flight at that moment fail). poll -> unavailable (the log was stopped, or a
+// consumer error such as a fatal error or an unknown topic); commit -> unavailable (the broker
+// refused it, e.g. the partitions were reassigned meanwhile: their entries will be delivered
+// again). The constructor throws std::invalid_argument when librdkafka rejects a setting;
 // subscribe() throws std::runtime_error when its topic cannot be created or the consumer
 // cannot be made; ensure_topics() returns the error.
 
@@ -147,6 +148,12 @@ class kafka_log final : public event_log {
   kafka_health health() const;
 
   const kafka_options& options() const noexcept;
+
+  // Producers replaced after a fatal error since the start (see producer.hpp).
+  std::uint64_t producer_restarts() const noexcept;
+  // Tests: raises a fatal error in the current producer as librdkafka's idempotence
+  // machinery does; the next append() replaces the producer.
+  void raise_fatal_error_for_test(const std::string& reason);
 
  private:
   std::unique_ptr<log_kafka::producer> producer_;

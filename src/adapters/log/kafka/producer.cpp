@@ -92,6 +92,47 @@ config_map producer_config(const kafka_options& opts) {
 
 }  // namespace
 
+// One librdkafka producer: the client, its topic handles and the thread serving its
+// delivery reports.
+struct producer::instance {
+  client_ptr rk;
+  std::mutex topics_mu;
+  // Unprefixed names known to exist -> librdkafka topic handle (destroyed before rk).
+  std::map<std::string, rd_kafka_topic_t*> topics;
+  std::atomic<bool> poller_run{true};
+  std::thread poller;
+  std::once_flag closed;
+
+  rd_kafka_topic_t* find_topic(const std::string& topic) {
+    std::lock_guard lk(topics_mu);
+    const auto it = topics.find(topic);
+    return it == topics.end() ? nullptr : it->second;
+  }
+
+  // Gives queued records up to `flush` to be delivered, fails the rest (their delivery
+  // reports carry __PURGE_QUEUE / __PURGE_INFLIGHT), serves the reports, stops the poller and
+  // destroys the client. Idempotent. No record may be produced into it any more.
+  void close(std::chrono::milliseconds flush, obs::gauge* queue_depth) {
+    std::call_once(closed, [&] {
+      rd_kafka_t* h = rk.get();
+      if (flush.count() > 0) rd_kafka_flush(h, static_cast<int>(flush.count()));
+      rd_kafka_purge(h, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      const auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (rd_kafka_outq_len(h) > 0 && std::chrono::steady_clock::now() < deadline) {
+        rd_kafka_poll(h, 50);
+      }
+      poller_run.store(false, std::memory_order_release);
+      poller.join();
+      rd_kafka_poll(h, 0);
+      if (queue_depth != nullptr) queue_depth->set(rd_kafka_outq_len(h));
+      std::lock_guard lk(topics_mu);
+      for (auto& [name, rkt] : topics) rd_kafka_topic_destroy(rkt);
+      topics.clear();
+      rk.reset();
+    });
+  }
+};
+
 producer::producer(kafka_options opts, obs::metrics_registry* metrics) : opts_(std::move(opts)) {
   if (opts_.bootstrap.empty()) throw std::invalid_argument("kafka_log: bootstrap is empty");
   if (opts_.partitions < 1 || opts_.replication_factor < 1 || opts_.min_insync_replicas < 1 ||
@@ -106,28 +147,75 @@ producer::producer(kafka_options opts, obs::metrics_registry* metrics) : opts_(s
                         "Records in the Kafka producer queue: waiting to be sent or acknowledged");
     delivery_errors_ = &metrics->counter("chat4all_kafka_delivery_errors_total",
                                          "Records whose delivery to Kafka failed");
+    restarts_metric_ = &metrics->counter(
+        "chat4all_kafka_producer_restarts_total",
+        "Kafka producers replaced by a new one after a fatal error (e.g. an idempotence "
+        "sequence error after a cluster restart)");
   }
-  auto conf = make_conf(producer_config(opts_), "producer");
-  rd_kafka_conf_set_dr_msg_cb(conf.get(), on_delivery_report);
-  rd_kafka_conf_set_opaque(conf.get(), this);
-  rk_ = make_client(std::move(conf), false);
-  poller_ = std::thread([this] { poll_loop(); });
+  inst_ = make_instance();
 }
 
 producer::~producer() {
   stop();
-  admin_.join();
-  for (auto& [name, rkt] : topics_) rd_kafka_topic_destroy(rkt);
-  topics_.clear();
-  rk_.reset();
+  admin_.join();  // failed instances being closed
+  inst_.reset();
 }
 
-void producer::poll_loop() {
+std::shared_ptr<producer::instance> producer::make_instance() {
+  auto inst = std::make_shared<instance>();
+  auto conf = make_conf(producer_config(opts_), "producer");
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), on_delivery_report);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  inst->rk = make_client(std::move(conf), false);
   // Serves delivery reports (and error/log callbacks): each completes its append on the
   // append's own executor. rd_kafka_poll returns as soon as it served something.
-  while (poller_run_.load(std::memory_order_acquire)) {
-    rd_kafka_poll(rk_.get(), 100);
-    if (queue_depth_ != nullptr) queue_depth_->set(rd_kafka_outq_len(rk_.get()));
+  inst->poller = std::thread([this, i = inst.get()] {
+    while (i->poller_run.load(std::memory_order_acquire)) {
+      rd_kafka_poll(i->rk.get(), 100);
+      if (queue_depth_ != nullptr) queue_depth_->set(rd_kafka_outq_len(i->rk.get()));
+    }
+  });
+  return inst;
+}
+
+std::shared_ptr<producer::instance> producer::current() const {
+  std::shared_lock lk(produce_mu_);
+  return stopped_->load() ? nullptr : inst_;
+}
+
+std::shared_ptr<producer::instance> producer::replace(const std::shared_ptr<instance>& failed) {
+  std::shared_ptr<instance> retired;
+  std::shared_ptr<instance> now;
+  {
+    std::unique_lock lk(produce_mu_);
+    if (stopped_->load()) return nullptr;
+    if (inst_ == failed) {
+      char why[512];
+      const auto err = rd_kafka_fatal_error(failed->rk.get(), why, sizeof why);
+      try {
+        inst_ = make_instance();
+      } catch (const std::exception& e) {  // librdkafka refused a new client: try again later
+        log::error("kafka producer could not be replaced", {{"error", e.what()}});
+        return inst_;
+      }
+      retired = failed;
+      restarts_.fetch_add(1);
+      if (restarts_metric_ != nullptr) restarts_metric_->inc();
+      log::warn("kafka producer replaced after a fatal error",
+                {{"error", rd_kafka_err2name(err)}, {"reason", why}});
+    }
+    now = inst_;
+  }
+  if (retired) {
+    asio::post(admin_, [this, retired] { retired->close(0ms, nullptr); });
+  }
+  return now;
+}
+
+void producer::raise_fatal_error_for_test(const std::string& reason) {
+  if (auto inst = current(); inst) {
+    rd_kafka_test_fatal_error(inst->rk.get(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                              reason.c_str());
   }
 }
 
@@ -136,8 +224,8 @@ void producer::on_delivery(int err) noexcept {
   if (delivery_errors_ != nullptr) delivery_errors_->inc();
   const auto e = static_cast<rd_kafka_resp_err_t>(err);
   if (e == RD_KAFKA_RESP_ERR__PURGE_QUEUE || e == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) return;
-  // While a cluster is unreachable every queued record fails: one line per second at most
-  // (this runs on the poller thread only).
+  // While a cluster is unreachable every queued record fails: one line per second at most.
+  std::lock_guard lk(failure_log_mu_);
   ++failures_unlogged_;
   const auto now = std::chrono::steady_clock::now();
   if (now - last_failure_log_ < 1s) return;
@@ -147,53 +235,54 @@ void producer::on_delivery(int err) noexcept {
   failures_unlogged_ = 0;
 }
 
-rd_kafka_topic_s* producer::find_topic(const std::string& topic) const {
-  std::lock_guard lk(topics_mu_);
-  const auto it = topics_.find(topic);
-  return it == topics_.end() ? nullptr : it->second;
+result<void> producer::ensure_topic(const std::string& topic) {
+  auto inst = current();
+  if (!inst) return error(errc::unavailable, "kafka_log is stopped");
+  return ensure_topic_in(*inst, topic);
 }
 
-result<void> producer::ensure_topic(const std::string& topic) {
+result<void> producer::ensure_topic_in(instance& inst, const std::string& topic) {
   if (topic.empty()) return error(errc::invalid_input, "kafka_log: empty topic name");
-  if (find_topic(topic) != nullptr) return ok;
-  if (stopped_->load()) return error(errc::unavailable, "kafka_log is stopped");
+  if (inst.find_topic(topic) != nullptr) return ok;
   const auto spec = spec_for(opts_, topic);
-  if (auto r = log_kafka::ensure_topic(rk_.get(), spec, admin_timeout); !r) return r;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_.get(), spec.name.c_str(), nullptr);
+  if (auto r = log_kafka::ensure_topic(inst.rk.get(), spec, admin_timeout); !r) return r;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(inst.rk.get(), spec.name.c_str(), nullptr);
   if (rkt == nullptr) return error(errc::invalid_input, "kafka topic name " + spec.name);
-  std::lock_guard lk(topics_mu_);
-  if (!topics_.emplace(topic, rkt).second) rd_kafka_topic_destroy(rkt);  // raced: keep one
+  std::lock_guard lk(inst.topics_mu);
+  if (!inst.topics.emplace(topic, rkt).second) rd_kafka_topic_destroy(rkt);  // raced: keep one
   return ok;
 }
 
 result<void> producer::delete_topics(const std::vector<std::string>& topics) {
+  auto inst = current();
+  if (!inst) return error(errc::unavailable, "kafka_log is stopped");
   std::vector<std::string> names;
   for (const auto& t : topics) names.push_back(opts_.topic_prefix + t);
   {
-    std::lock_guard lk(topics_mu_);
+    std::lock_guard lk(inst->topics_mu);
     for (const auto& t : topics) {
-      if (auto it = topics_.find(t); it != topics_.end()) {
+      if (auto it = inst->topics.find(t); it != inst->topics.end()) {
         rd_kafka_topic_destroy(it->second);
-        topics_.erase(it);
+        inst->topics.erase(it);
       }
     }
   }
-  return log_kafka::delete_topics(rk_.get(), names, admin_timeout);
+  return log_kafka::delete_topics(inst->rk.get(), names, admin_timeout);
 }
 
 asio::awaitable<result<void>> producer::append(std::string topic, std::vector<log_record> records) {
   if (topic.empty()) co_return error(errc::invalid_input, "kafka_log::append: empty topic name");
-  if (stopped_->load()) co_return error(errc::unavailable, "kafka_log is stopped");
-  if (char why[256]; rd_kafka_fatal_error(rk_.get(), why, sizeof why)) {
-    co_return error(errc::unavailable, std::string("kafka producer fatal error: ") + why);
-  }
+  auto inst = current();
+  if (char why[8]; inst && rd_kafka_fatal_error(inst->rk.get(), why, sizeof why))
+    inst = replace(inst);
+  if (!inst) co_return error(errc::unavailable, "kafka_log is stopped");
   if (records.empty()) co_return ok;
-  rd_kafka_topic_t* rkt = find_topic(topic);
+  rd_kafka_topic_t* rkt = inst->find_topic(topic);
   if (rkt == nullptr) {
-    auto work = [this, topic] { return ensure_topic(topic); };
+    auto work = [this, inst, topic] { return ensure_topic_in(*inst, topic); };
     auto r = co_await offload(admin_.get_executor(), std::move(work));
     if (!r) co_return r;
-    rkt = find_topic(topic);
+    rkt = inst->find_topic(topic);
     if (rkt == nullptr) co_return error(errc::unavailable, "kafka topic deleted meanwhile");
   }
 
@@ -212,17 +301,21 @@ asio::awaitable<result<void>> producer::append(std::string topic, std::vector<lo
         failure = RD_KAFKA_RESP_ERR__DESTROY;
         break;
       }
+      if (inst_ != inst) {  // replaced after a fatal error meanwhile (and being closed)
+        failure = RD_KAFKA_RESP_ERR__FATAL;
+        break;
+      }
       for (; next < n; ++next) {
         auto& rec = batch->records[next];
         // No copy flag: librdkafka reads the value in place until its delivery report.
         // (Headers are copied by librdkafka.)
         const auto err =
             rec.traceparent.empty()
-                ? rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt),
+                ? rd_kafka_producev(inst->rk.get(), RD_KAFKA_V_RKT(rkt),
                                     RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
                                     RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()),
                                     RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END)
-                : rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt),
+                : rd_kafka_producev(inst->rk.get(), RD_KAFKA_V_RKT(rkt),
                                     RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
                                     RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()),
                                     RD_KAFKA_V_HEADER("traceparent", rec.traceparent.data(),
@@ -261,23 +354,15 @@ asio::awaitable<result<void>> producer::append(std::string topic, std::vector<lo
 
 void producer::stop() {
   std::call_once(stop_once_, [this] {
+    std::shared_ptr<instance> inst;
     {
       std::unique_lock lk(produce_mu_);
       stopped_->store(true);
+      inst = inst_;
     }
-    rd_kafka_t* rk = rk_.get();
-    // Give queued records their chance, then fail the rest: their delivery reports carry
-    // __PURGE_QUEUE / __PURGE_INFLIGHT and complete their appends with `unavailable`.
-    rd_kafka_flush(rk, opts_.stop_flush_timeout_ms);
-    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (rd_kafka_outq_len(rk) > 0 && std::chrono::steady_clock::now() < deadline) {
-      rd_kafka_poll(rk, 50);
-    }
-    poller_run_.store(false, std::memory_order_release);
-    poller_.join();
-    rd_kafka_poll(rk, 0);
-    if (queue_depth_ != nullptr) queue_depth_->set(rd_kafka_outq_len(rk));
+    // Queued records get their chance, then the rest fail and complete their appends with
+    // `unavailable`.
+    inst->close(std::chrono::milliseconds(opts_.stop_flush_timeout_ms), queue_depth_);
   });
 }
 
