@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,8 @@ std::string hmac_sha256(std::string_view key, std::string_view data);
 // A stable 64-bit content hash: the first 8 bytes of SHA-256(data), read big-endian. Equal
 // across processes, machines and releases (safe to persist), unlike std::hash.
 std::uint64_t hash64(std::string_view data);
+// hash64 of the concatenation of `parts` (without building it).
+std::uint64_t hash64(std::span<const std::string_view> parts);
 
 // Incremental SHA-256 for data that arrives in pieces (uploads). Movable, not copyable.
 class sha256_stream {

@@ -1,6 +1,10 @@
 #include "domain/message_codec.hpp"
 
+#include <boost/container/small_vector.hpp>
 #include <boost/json.hpp>
+
+#include <charconv>
+#include <span>
 
 #include "core/clock.hpp"
 #include "core/crypto.hpp"
@@ -115,16 +119,20 @@ std::vector<std::string> decode_channels(std::string_view json) {
 
 std::uint64_t content_hash(conversation_id conv, user_id sender, std::string_view payload_json,
                            const std::vector<std::string>& channels) {
-  std::string buf = std::to_string(conv);
-  buf.push_back('\n');
-  buf.append(std::to_string(sender));
-  buf.push_back('\n');
-  buf.append(payload_json);
+  // SHA-256 over "conv\nsender\npayload[\nchannel]..." (stored hashes depend on these bytes),
+  // hashed piece by piece instead of concatenated.
+  char conv_text[24];
+  char sender_text[24];
+  const auto conv_end = std::to_chars(conv_text, conv_text + sizeof conv_text, conv).ptr;
+  const auto sender_end = std::to_chars(sender_text, sender_text + sizeof sender_text, sender).ptr;
+  boost::container::small_vector<std::string_view, 8> parts{
+      std::string_view(conv_text, conv_end), "\n", std::string_view(sender_text, sender_end), "\n",
+      payload_json};
   for (const auto& c : channels) {
-    buf.push_back('\n');
-    buf.append(c);
+    parts.push_back("\n");
+    parts.push_back(c);
   }
-  return crypto::hash64(buf);
+  return crypto::hash64(std::span<const std::string_view>(parts.data(), parts.size()));
 }
 
 }  // namespace chat4all

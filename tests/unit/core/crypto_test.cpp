@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
+#include <thread>
 
 namespace chat4all::crypto {
 namespace {
@@ -45,6 +48,29 @@ TEST(crypto_hmac, rfc4231_test_case_1_and_empty_key) {
   EXPECT_EQ(to_hex(hmac_sha256(std::string(20, '\x0b'), "Hi There")),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
   EXPECT_EQ(hmac_sha256("", "x").size(), sha256_size);
+}
+
+TEST(crypto_hmac, alternating_keys_and_threads_give_the_reference_values) {
+  // Each thread keeps an HMAC context keyed with the last key: a key change must re-key it.
+  const std::string a = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  const std::string b = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+  auto check = [&] {
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(to_hex(hmac_sha256("Jefe", "what do ya want for nothing?")), a);
+      EXPECT_EQ(to_hex(hmac_sha256(std::string(20, '\x0b'), "Hi There")), b);
+      EXPECT_EQ(to_hex(hmac_sha256(std::string(20, '\x0b'), "Hi There")), b);
+    }
+  };
+  check();
+  std::thread t(check);
+  t.join();
+}
+
+TEST(crypto_hash64, of_parts_equals_of_their_concatenation) {
+  const std::string_view parts[] = {"12", "\n", "", "34", "\n", R"({"type":"text"})"};
+  EXPECT_EQ(hash64(std::span<const std::string_view>(parts)),
+            hash64("12\n34\n{\"type\":\"text\"}"));
+  EXPECT_EQ(hash64(std::span<const std::string_view>()), hash64(""));
 }
 
 TEST(crypto_base64url, rfc4648_vectors_without_padding) {

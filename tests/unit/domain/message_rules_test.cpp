@@ -1,6 +1,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json.hpp>
 
+#include "core/crypto.hpp"
 #include "domain/events.hpp"
 #include "domain/message_codec.hpp"
 #include "fixture.hpp"
@@ -276,6 +277,18 @@ TEST_F(message_rules, log_record_round_trip) {
   EXPECT_EQ(back->traceparent, m.traceparent);
   EXPECT_FALSE(decode_log_record("not json"));
   EXPECT_FALSE(decode_log_record(R"({"id":"x"})"));
+}
+
+// Stored content hashes were computed over one concatenated string; the hash must stay the
+// same bytes whatever way it is computed (messages accepted before an upgrade would
+// otherwise conflict with their own retries).
+TEST(content_hash, is_hash64_of_conversation_sender_payload_and_channels_joined_by_newlines) {
+  EXPECT_EQ(content_hash(42, 7, R"({"type":"text","text":"hi"})", {}),
+            crypto::hash64("42\n7\n{\"type\":\"text\",\"text\":\"hi\"}"));
+  EXPECT_EQ(content_hash(9223372036854775807, -1, "{}", {"whatsapp", "telegram"}),
+            crypto::hash64("9223372036854775807\n-1\n{}\nwhatsapp\ntelegram"));
+  // The reference value: the first 8 bytes of SHA-256 of "1\n2\n{}\nsms" (Python hashlib).
+  EXPECT_EQ(content_hash(1, 2, "{}", {"sms"}), 0xa30f399381d1cc8aULL);
 }
 
 }  // namespace chat4all::testing
