@@ -8,6 +8,10 @@
 namespace chat4all {
 namespace asio = boost::asio;
 
+namespace {
+constexpr std::size_t shrink_above = 1 << 16;  // slots
+}  // namespace
+
 void inflight_messages::expire_locked(std::chrono::steady_clock::time_point now) {
   while (!durable_order_.empty() && now - durable_order_.front().first >= ttl_) {
     auto it = map_.find(durable_order_.front().second);
@@ -99,6 +103,8 @@ void inflight_messages::stored(const std::vector<uuid>& ids) {
     else
       it->second.stored = true;
   }
+  // A flat table keeps its capacity: give the memory of a past backlog back once it drained.
+  if (map_.bucket_count() > shrink_above && map_.size() < map_.bucket_count() / 16) map_.rehash(0);
 }
 
 std::size_t inflight_messages::size() const {
