@@ -83,7 +83,7 @@ struct limits_config {
 };
 
 struct router_config {
-  int batch_size = 2000;  // log entries per store transaction at most
+  int batch_size = 10000;  // log entries per store transaction at most
   int poll_wait_ms = 50;
   // While entries keep arriving, the router waits this long after a partial poll so that one
   // store transaction (and one log commit) takes more messages; an idle router stores the
