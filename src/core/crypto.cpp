@@ -140,12 +140,9 @@ std::uint64_t hash64(std::span<const std::string_view> parts) {
 }
 
 struct sha256_stream::impl {
-  EVP_MD_CTX* ctx = nullptr;
-  impl() : ctx(EVP_MD_CTX_new()) {
-    if (ctx == nullptr) openssl_failure("EVP_MD_CTX_new");
-    reset();
-  }
-  ~impl() { EVP_MD_CTX_free(ctx); }
+  md_ctx c;
+  EVP_MD_CTX* ctx = c.ctx;
+  impl() { reset(); }
   void reset() {
     if (EVP_DigestInit_ex(ctx, sha256_md(), nullptr) != 1) openssl_failure("EVP_DigestInit_ex");
   }

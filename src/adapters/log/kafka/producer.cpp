@@ -95,6 +95,7 @@ config_map producer_config(const kafka_options& opts) {
 // One librdkafka producer: the client, its topic handles and the thread serving its
 // delivery reports.
 struct producer::instance {
+  std::uint64_t generation = 0;  // 1, 2, ...: which instance of the producer this is
   client_ptr rk;
   std::mutex topics_mu;
   // Unprefixed names known to exist -> librdkafka topic handle (destroyed before rk).
@@ -103,6 +104,15 @@ struct producer::instance {
   std::thread poller;
   std::once_flag closed;
 
+  // Destroys the client (blocking: joins librdkafka's threads). The last reference is
+  // normally dropped on the admin thread (a replaced instance) or by the producer's
+  // destructor: append() holds one only between two suspensions, never while waiting.
+  ~instance() {
+    close(0ms, nullptr);
+    for (auto& [name, rkt] : topics) rd_kafka_topic_destroy(rkt);
+    rk.reset();
+  }
+
   rd_kafka_topic_t* find_topic(const std::string& topic) {
     std::lock_guard lk(topics_mu);
     const auto it = topics.find(topic);
@@ -110,8 +120,9 @@ struct producer::instance {
   }
 
   // Gives queued records up to `flush` to be delivered, fails the rest (their delivery
-  // reports carry __PURGE_QUEUE / __PURGE_INFLIGHT), serves the reports, stops the poller and
-  // destroys the client. Idempotent. No record may be produced into it any more.
+  // reports carry __PURGE_QUEUE / __PURGE_INFLIGHT), serves the reports and stops the
+  // poller. Idempotent. No record may be produced into it any more; admin calls still may
+  // (the client lives until the destructor).
   void close(std::chrono::milliseconds flush, obs::gauge* queue_depth) {
     std::call_once(closed, [&] {
       rd_kafka_t* h = rk.get();
@@ -125,10 +136,6 @@ struct producer::instance {
       poller.join();
       rd_kafka_poll(h, 0);
       if (queue_depth != nullptr) queue_depth->set(rd_kafka_outq_len(h));
-      std::lock_guard lk(topics_mu);
-      for (auto& [name, rkt] : topics) rd_kafka_topic_destroy(rkt);
-      topics.clear();
-      rk.reset();
     });
   }
 };
@@ -163,6 +170,7 @@ producer::~producer() {
 
 std::shared_ptr<producer::instance> producer::make_instance() {
   auto inst = std::make_shared<instance>();
+  inst->generation = ++generations_;
   auto conf = make_conf(producer_config(opts_), "producer");
   rd_kafka_conf_set_dr_msg_cb(conf.get(), on_delivery_report);
   rd_kafka_conf_set_opaque(conf.get(), this);
@@ -236,20 +244,16 @@ void producer::on_delivery(int err) noexcept {
 }
 
 result<void> producer::ensure_topic(const std::string& topic) {
+  if (topic.empty()) return error(errc::invalid_input, "kafka_log: empty topic name");
   auto inst = current();
   if (!inst) return error(errc::unavailable, "kafka_log is stopped");
-  return ensure_topic_in(*inst, topic);
-}
-
-result<void> producer::ensure_topic_in(instance& inst, const std::string& topic) {
-  if (topic.empty()) return error(errc::invalid_input, "kafka_log: empty topic name");
-  if (inst.find_topic(topic) != nullptr) return ok;
+  if (inst->find_topic(topic) != nullptr) return ok;
   const auto spec = spec_for(opts_, topic);
-  if (auto r = log_kafka::ensure_topic(inst.rk.get(), spec, admin_timeout); !r) return r;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(inst.rk.get(), spec.name.c_str(), nullptr);
+  if (auto r = log_kafka::ensure_topic(inst->rk.get(), spec, admin_timeout); !r) return r;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(inst->rk.get(), spec.name.c_str(), nullptr);
   if (rkt == nullptr) return error(errc::invalid_input, "kafka topic name " + spec.name);
-  std::lock_guard lk(inst.topics_mu);
-  if (!inst.topics.emplace(topic, rkt).second) rd_kafka_topic_destroy(rkt);  // raced: keep one
+  std::lock_guard lk(inst->topics_mu);
+  if (!inst->topics.emplace(topic, rkt).second) rd_kafka_topic_destroy(rkt);  // raced: keep one
   return ok;
 }
 
@@ -272,16 +276,25 @@ result<void> producer::delete_topics(const std::vector<std::string>& topics) {
 
 asio::awaitable<result<void>> producer::append(std::string topic, std::vector<log_record> records) {
   if (topic.empty()) co_return error(errc::invalid_input, "kafka_log::append: empty topic name");
-  auto inst = current();
-  if (char why[8]; inst && rd_kafka_fatal_error(inst->rk.get(), why, sizeof why))
-    inst = replace(inst);
-  if (!inst) co_return error(errc::unavailable, "kafka_log is stopped");
+  std::uint64_t generation = 0;
+  rd_kafka_topic_t* rkt = nullptr;
+  {
+    // No reference to the instance is held across a suspension (see ~instance).
+    auto inst = current();
+    if (char why[8]; inst && rd_kafka_fatal_error(inst->rk.get(), why, sizeof why))
+      inst = replace(inst);
+    if (!inst) co_return error(errc::unavailable, "kafka_log is stopped");
+    generation = inst->generation;
+    rkt = inst->find_topic(topic);
+  }
   if (records.empty()) co_return ok;
-  rd_kafka_topic_t* rkt = inst->find_topic(topic);
   if (rkt == nullptr) {
-    auto work = [this, inst, topic] { return ensure_topic_in(*inst, topic); };
+    auto work = [this, topic] { return ensure_topic(topic); };
     auto r = co_await offload(admin_.get_executor(), std::move(work));
     if (!r) co_return r;
+    auto inst = current();
+    if (!inst || inst->generation != generation)
+      co_return error(errc::unavailable, "kafka producer stopped or replaced meanwhile");
     rkt = inst->find_topic(topic);
     if (rkt == nullptr) co_return error(errc::unavailable, "kafka topic deleted meanwhile");
   }
@@ -301,21 +314,22 @@ asio::awaitable<result<void>> producer::append(std::string topic, std::vector<lo
         failure = RD_KAFKA_RESP_ERR__DESTROY;
         break;
       }
-      if (inst_ != inst) {  // replaced after a fatal error meanwhile (and being closed)
+      if (inst_->generation != generation) {  // replaced after a fatal error meanwhile
         failure = RD_KAFKA_RESP_ERR__FATAL;
         break;
       }
+      rd_kafka_t* rk = inst_->rk.get();  // the instance cannot change while the lock is held
       for (; next < n; ++next) {
         auto& rec = batch->records[next];
         // No copy flag: librdkafka reads the value in place until its delivery report.
         // (Headers are copied by librdkafka.)
         const auto err =
             rec.traceparent.empty()
-                ? rd_kafka_producev(inst->rk.get(), RD_KAFKA_V_RKT(rkt),
+                ? rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt),
                                     RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
                                     RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()),
                                     RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END)
-                : rd_kafka_producev(inst->rk.get(), RD_KAFKA_V_RKT(rkt),
+                : rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt),
                                     RD_KAFKA_V_KEY(rec.key.data(), rec.key.size()),
                                     RD_KAFKA_V_VALUE(rec.value.data(), rec.value.size()),
                                     RD_KAFKA_V_HEADER("traceparent", rec.traceparent.data(),

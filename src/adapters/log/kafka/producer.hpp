@@ -71,7 +71,6 @@ class producer {
   // already or the producer is stopped) and `failed` is closed on the admin thread.
   // Returns the current instance, null when stopped.
   std::shared_ptr<instance> replace(const std::shared_ptr<instance>& failed);
-  result<void> ensure_topic_in(instance& inst, const std::string& topic);
 
   const kafka_options opts_;
   std::shared_ptr<std::atomic<bool>> stopped_ = std::make_shared<std::atomic<bool>>(false);
@@ -82,6 +81,8 @@ class producer {
   std::shared_ptr<instance> inst_;  // guarded by produce_mu_
   std::once_flag stop_once_;
   std::atomic<std::uint64_t> restarts_{0};
+  std::uint64_t generations_ =
+      0;  // instances made (make_instance runs under produce_mu_ or in the constructor)
 
   // Blocking Admin API calls awaited by append(), and the closing of failed instances.
   boost::asio::thread_pool admin_{1};
