@@ -298,8 +298,17 @@ int upload_file(upload_options o) {
     fs::create_directories(state.parent_path(), ec);
     // Written aside then renamed: a run killed here leaves either no state or a whole one.
     const fs::path tmp = state.parent_path() / ("." + state.filename().string() + ".tmp");
-    { std::ofstream(tmp) << upload_id << ' ' << sha << '\n'; }
-    fs::rename(tmp, state, ec);
+    bool written = false;
+    {
+      std::ofstream f(tmp);
+      written = static_cast<bool>(f << upload_id << ' ' << sha << '\n' << std::flush);
+    }
+    if (written) fs::rename(tmp, state, ec);
+    if (!written || ec) {  // the upload goes on; only an automatic resume is lost
+      std::cerr << "upload: cannot save the resume state in " << state.string() << " ("
+                << (ec ? ec.message() : "write failed") << "); a rerun will start over\n";
+      fs::remove(tmp, ec);
+    }
   }
 
   // Send what is missing; on repeated failures ask the server again (it knows best).

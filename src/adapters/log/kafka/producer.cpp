@@ -191,6 +191,8 @@ std::shared_ptr<producer::instance> producer::current() const {
   return stopped_->load() ? nullptr : inst_;
 }
 
+// Runs on the appending thread: rd_kafka_new only starts librdkafka's threads (brokers are
+// contacted by them, later), a few milliseconds once per fatal error.
 std::shared_ptr<producer::instance> producer::replace(const std::shared_ptr<instance>& failed) {
   std::shared_ptr<instance> retired;
   std::shared_ptr<instance> now;
