@@ -31,6 +31,7 @@
 
 #include "api/http_util.hpp"
 #include "api/route_table.hpp"
+#include "core/thread_name.hpp"
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
 
@@ -300,7 +301,8 @@ void http_server::impl::start() {
     worker& w = *wp;
     asio::co_spawn(w.ioc, accept_loop(w),
                    [](std::exception_ptr e) { log_exception("http accept loop failed", e); });
-    w.thread = std::thread([&w] {
+    w.thread = std::thread([&w, n = &wp - workers_.data()] {
+      name_this_thread("c4a-io-" + std::to_string(n));
       // Handlers catch their own exceptions; this loop only keeps a stray one from taking
       // the whole process down.
       for (;;) {

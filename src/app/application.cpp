@@ -21,6 +21,7 @@
 #include "api/route_table.hpp"
 #include "app/adapters.hpp"
 #include "core/crypto.hpp"
+#include "core/thread_name.hpp"
 #include "domain/auth_service.hpp"
 #include "domain/conversation_service.hpp"
 #include "domain/message_service.hpp"
@@ -135,6 +136,7 @@ int serve(config cfg) {
   obs::metrics_registry metrics;
   system_clock clk;
   asio::thread_pool blocking(2);  // argon2id; bounded so logins cannot starve the machine
+  name_pool_threads(blocking, 2, "c4a-blocking");
   asio::io_context pipeline_ctx;  // router stage and signal handling
 
   auto store_ptr = make_store(cfg);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/offload.hpp"
+#include "core/thread_name.hpp"
 
 namespace chat4all::ws {
 namespace asio = boost::asio;
@@ -18,7 +19,9 @@ hub::hub(fanout& fan, obs::metrics_registry& metrics)
                                   "instance, before fan-out to connections)")),
       channels_gauge_(metrics.gauge("chat4all_ws_channels_subscribed",
                                     "Fanout channels this instance is subscribed to for its "
-                                    "WebSocket connections")) {}
+                                    "WebSocket connections")) {
+  name_pool_threads(thread_, 1, "c4a-ws-hub");
+}
 
 hub::~hub() {
   shutdown();

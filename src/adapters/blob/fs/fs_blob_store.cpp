@@ -14,6 +14,7 @@
 
 #include "core/crypto.hpp"
 #include "core/offload.hpp"
+#include "core/thread_name.hpp"
 
 namespace chat4all {
 namespace fs = std::filesystem;
@@ -58,7 +59,9 @@ struct fs_blob_store::impl {
   impl(std::string r, int threads, std::size_t buf)
       : root(std::move(r)),
         pool(static_cast<std::size_t>(std::max(threads, 1))),
-        buffer_bytes(buf) {}
+        buffer_bytes(buf) {
+    name_pool_threads(pool, static_cast<std::size_t>(std::max(threads, 1)), "c4a-blob");
+  }
   ~impl() { pool.join(); }
 
   // The part sizes of a completed object, from its index.

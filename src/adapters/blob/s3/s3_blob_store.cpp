@@ -15,6 +15,7 @@
 #include "adapters/blob/s3/byte_pipe.hpp"
 #include "core/crypto.hpp"
 #include "core/offload.hpp"
+#include "core/thread_name.hpp"
 #include "obs/logging.hpp"
 
 namespace chat4all {
@@ -144,7 +145,9 @@ struct s3_blob_store::impl {
       : o(std::move(opt)),
         sigv4("aws:amz:" + o.region + ":s3"),
         userpwd(o.access_key + ":" + o.secret_key),
-        pool(static_cast<std::size_t>(std::max(o.transfers, 1))) {}
+        pool(static_cast<std::size_t>(std::max(o.transfers, 1))) {
+    name_pool_threads(pool, static_cast<std::size_t>(std::max(o.transfers, 1)), "c4a-s3");
+  }
   ~impl() { pool.join(); }
 
   std::string object_url(const std::string& key) const {

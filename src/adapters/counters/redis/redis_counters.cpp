@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/offload.hpp"
+#include "core/thread_name.hpp"
 
 namespace chat4all {
 
@@ -41,7 +42,10 @@ struct redis_counters::impl {
   std::vector<context_ptr> idle;  // connections not in use
 
   explicit impl(redis_counters_options o)
-      : opts(std::move(o)), pool(static_cast<std::size_t>(std::max(opts.connections, 1))) {}
+      : opts(std::move(o)), pool(static_cast<std::size_t>(std::max(opts.connections, 1))) {
+    name_pool_threads(pool, static_cast<std::size_t>(std::max(opts.connections, 1)),
+                      "c4a-redis-cnt");
+  }
 
   result<context_ptr> connect() {
     const auto tv = to_timeval(opts.timeout);

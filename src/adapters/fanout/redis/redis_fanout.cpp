@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "adapters/fanout/redis/redis_link.hpp"
+#include "core/thread_name.hpp"
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
 
@@ -120,7 +121,10 @@ struct core final : redis_link::listener {
   // ---- lifecycle (constructor / destructor threads) ---------------------------------------
 
   void start() {
-    thread = std::thread([this] { run(); });
+    thread = std::thread([this] {
+      name_this_thread("c4a-redis");
+      run();
+    });
     asio::post(io, [this] {
       pub.start();
       sub.start();

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "adapters/log/embedded/record_format.hpp"
+#include "core/thread_name.hpp"
 
 namespace chat4all::log_embedded {
 namespace fs = std::filesystem;
@@ -42,7 +43,10 @@ log_core::log_core(fs::path dir, log_config cfg, embedded_log_options opts)
                               : 4 * std::max<std::size_t>(cfg_.max_batch_records, 1)),
       max_queued_bytes_(std::max<std::size_t>(opts_.max_queued_bytes, 1)) {
   fs::create_directories(dir_);
-  writer_ = std::thread([this] { run_writer(); });
+  writer_ = std::thread([this] {
+    name_this_thread("c4a-log-writer");
+    run_writer();
+  });
 }
 
 log_core::~log_core() {

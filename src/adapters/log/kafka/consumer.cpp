@@ -10,6 +10,7 @@
 
 #include "adapters/log/kafka/health.hpp"
 #include "core/offload.hpp"
+#include "core/thread_name.hpp"
 #include "obs/logging.hpp"
 
 namespace chat4all::log_kafka {
@@ -90,6 +91,7 @@ consumer::consumer(const kafka_options& opts, const std::string& topic, const st
     : topic_(opts.topic_prefix + topic),
       log_stopped_(std::move(log_stopped)),
       probe_(std::move(probe)) {
+  name_pool_threads(worker_, 1, "c4a-kafka-cons");
   const auto props = consumer_config(opts, group);
   cooperative_ = props.at("partition.assignment.strategy") == "cooperative-sticky";
   rk_ = make_client(make_conf(props, "consumer"), true);

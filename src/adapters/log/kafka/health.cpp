@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "core/thread_name.hpp"
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
 
@@ -85,7 +86,10 @@ health_monitor::health_monitor(client_ptr rk, const kafka_options& opts,
         "partition",
         {"topic", "partition"});
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("c4a-kafka-hlth");
+    run();
+  });
 }
 
 health_monitor::~health_monitor() {

@@ -13,6 +13,7 @@
 
 #include "core/completion.hpp"
 #include "core/offload.hpp"
+#include "core/thread_name.hpp"
 #include "obs/logging.hpp"
 #include "obs/metrics.hpp"
 
@@ -141,6 +142,7 @@ struct producer::instance {
 };
 
 producer::producer(kafka_options opts, obs::metrics_registry* metrics) : opts_(std::move(opts)) {
+  name_pool_threads(admin_, 1, "c4a-kafka-admin");
   if (opts_.bootstrap.empty()) throw std::invalid_argument("kafka_log: bootstrap is empty");
   if (opts_.partitions < 1 || opts_.replication_factor < 1 || opts_.min_insync_replicas < 1 ||
       opts_.min_insync_replicas > opts_.replication_factor) {
@@ -178,6 +180,7 @@ std::shared_ptr<producer::instance> producer::make_instance() {
   // Serves delivery reports (and error/log callbacks): each completes its append on the
   // append's own executor. rd_kafka_poll returns as soon as it served something.
   inst->poller = std::thread([this, i = inst.get()] {
+    name_this_thread("c4a-kafka-poll");
     while (i->poller_run.load(std::memory_order_acquire)) {
       rd_kafka_poll(i->rk.get(), 100);
       if (queue_depth_ != nullptr) queue_depth_->set(rd_kafka_outq_len(i->rk.get()));

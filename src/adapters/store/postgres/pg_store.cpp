@@ -10,6 +10,7 @@
 #include "adapters/store/postgres/pg_conn.hpp"
 #include "adapters/store/postgres/pg_ops.hpp"
 #include "core/offload.hpp"
+#include "core/thread_name.hpp"
 
 namespace chat4all {
 
@@ -47,7 +48,9 @@ struct pg_store::impl {
   impl(std::string conninfo, pg_store_options opts)
       : conninfo_(std::move(conninfo)),
         opts_(std::move(opts)),
-        pool_(static_cast<std::size_t>(std::max(opts_.pool_size, 1))) {}
+        pool_(static_cast<std::size_t>(std::max(opts_.pool_size, 1))) {
+    name_pool_threads(pool_, static_cast<std::size_t>(std::max(opts_.pool_size, 1)), "c4a-pg");
+  }
 
   ~impl() {
     pool_.join();

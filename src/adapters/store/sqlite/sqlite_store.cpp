@@ -13,6 +13,7 @@
 #include "adapters/store/sqlite/known_ids.hpp"
 #include "adapters/store/sqlite/ops.hpp"
 #include "core/offload.hpp"
+#include "core/thread_name.hpp"
 
 namespace chat4all {
 
@@ -95,6 +96,9 @@ struct sqlite_store::impl {
       : path_(std::move(path)),
         pool_(static_cast<std::size_t>(std::max(cfg.worker_threads, 1))),
         sole_writer_(sole_writer) {
+    name_pool_threads(pool_, static_cast<std::size_t>(std::max(cfg.worker_threads, 1)),
+                      "c4a-sql-read");
+    name_pool_threads(writer_thread_, 1, "c4a-sql-writer");
     reader_opts_.synchronous = cfg.sqlite_synchronous;
     reader_opts_.busy_timeout_ms = cfg.busy_timeout_ms;
     reader_opts_.writer = false;
