@@ -3,11 +3,20 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
 #include <atomic>
+#include <filesystem>
+#include <future>
+#include <random>
 #include <thread>
 #include <vector>
 
 #include "adapters/store/sqlite/known_ids.hpp"
+#include "adapters/store/sqlite/sqlite_store.hpp"
+#include "core/config.hpp"
 
 namespace chat4all::sqlite {
 namespace {
@@ -59,6 +68,78 @@ TEST(known_ids, concurrent_readers_see_what_the_writer_added) {
   }
   writer.join();
   EXPECT_EQ(misses, 0u);
+}
+
+// The store's filter grows on a reader thread while the writer goes on: every id stored
+// before, during and after each growth must still be found (a miss would let a retried
+// message be stored twice).
+TEST(known_ids, the_store_finds_every_stored_id_while_its_filter_grows) {
+  namespace asio = boost::asio;
+  std::random_device rd;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("chat4all-known-ids-" + std::to_string(rd()) + std::to_string(rd()));
+  std::filesystem::create_directories(dir);
+  {
+    storage_config cfg;
+    cfg.worker_threads = 2;
+    sqlite_store db((dir / "db.sqlite").string(), cfg, true, /*id_filter_min_ids=*/256);
+    asio::io_context io;
+    auto run = [&io](auto t) {
+      auto f = asio::co_spawn(io, std::move(t), asio::use_future);
+      io.restart();
+      io.run();
+      return f.get();
+    };
+    ASSERT_TRUE(run(db.migrate()));
+    auto u = run(db.create_user("alice", "x", 1));
+    ASSERT_TRUE(u);
+    auto c = run(db.create_conversation(conversation_type::group, "g", "", {u->id}, 1, {}));
+    ASSERT_TRUE(c);
+    const conversation_id conv = c->conv.id;
+
+    // 400 batches of 50, queued at once: the writer stores them back to back, so batches
+    // commit while a growth's scan runs (those ids reach the new filter only through the
+    // writer). 20,000 ids: the filter grows from 256 seven times.
+    std::vector<uuid> stored;
+    std::vector<std::future<result<std::vector<message>>>> pending;
+    for (int b = 0; b < 400; ++b) {
+      std::vector<accepted_message> batch(50);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto& m = batch[i];
+        m.message_id = uuid::random();
+        m.conversation = conv;
+        m.sender = u->id;
+        m.payload_json = R"({"type":"text","content":"x"})";
+        m.accepted_at = 2;
+        m.content_hash = static_cast<std::uint64_t>(b * 1000 + static_cast<int>(i) + 1);
+        stored.push_back(m.message_id);
+      }
+      pending.push_back(
+          asio::co_spawn(io, db.store_messages(std::move(batch), 3), asio::use_future));
+    }
+    io.restart();
+    io.run();
+    for (auto& f : pending) {
+      auto r = f.get();
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->size(), 50u);
+    }
+    // The last growth finishes in the background.
+    for (int i = 0; i < 500 && db.id_filter_capacity() < stored.size(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_GE(db.id_filter_capacity(), stored.size());
+    auto found = run(db.find_content_hashes(stored));
+    ASSERT_TRUE(found);
+    std::size_t missed = 0;
+    for (const auto& h : *found) missed += h.has_value() ? 0 : 1;
+    EXPECT_EQ(missed, 0u) << "stored ids the store says are not stored";
+    auto fresh = run(db.find_content_hashes({uuid::random(), uuid::random()}));
+    ASSERT_TRUE(fresh);
+    EXPECT_FALSE((*fresh)[0].has_value());
+    EXPECT_FALSE((*fresh)[1].has_value());
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -28,9 +28,11 @@ void hashes(const uuid& id, std::uint64_t& h1, std::uint64_t& h2) noexcept {
 }
 }  // namespace
 
-known_ids::known_ids(std::size_t expected) {
-  capacity_ = std::clamp<std::size_t>(std::bit_ceil(std::max<std::size_t>(expected, 1)),
-                                      std::size_t{1} << 20, max_capacity);
+known_ids::known_ids(std::size_t expected, std::size_t min_capacity) {
+  // At least 64 ids: 16 bits each fill whole 64-bit words.
+  const std::size_t lo = std::bit_ceil(std::clamp<std::size_t>(min_capacity, 64, max_capacity));
+  capacity_ =
+      std::clamp<std::size_t>(std::bit_ceil(std::max<std::size_t>(expected, 1)), lo, max_capacity);
   const std::size_t bits = capacity_ * bits_per_id;
   const std::size_t words = bits / 64;
   words_ = std::make_unique<std::atomic<std::uint64_t>[]>(words);

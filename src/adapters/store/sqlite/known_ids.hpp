@@ -10,8 +10,8 @@
 // only while this process is the only writer of the messages table (role `all`); sqlite_store
 // is told so at construction.
 //
-// Thread-safety: may_contain from any thread, concurrently with add (lock-free bit ops);
-// add from one thread at a time (the writer thread).
+// Thread-safety: may_contain and add from any thread, concurrently (lock-free bit ops): a
+// filter being grown is filled by a scan on a reader thread and by the writer at once.
 
 #include <atomic>
 #include <cstddef>
@@ -25,14 +25,16 @@ namespace chat4all::sqlite {
 class known_ids {
  public:
   // Room for `expected` ids at ~0.2 % false positives (16 bits and 4 probes per id), at least
-  // 1 Mi ids, at most 64 Mi ids (128 MiB); beyond capacity() the false-positive rate rises.
-  explicit known_ids(std::size_t expected);
+  // min_capacity ids, at most 64 Mi ids (128 MiB); beyond capacity() the false-positive rate
+  // rises.
+  explicit known_ids(std::size_t expected, std::size_t min_capacity = default_min_capacity);
   void add(const uuid& id) noexcept;
   bool may_contain(const uuid& id) const noexcept;
   std::size_t capacity() const noexcept { return capacity_; }
   std::size_t added() const noexcept { return added_.load(std::memory_order_relaxed); }
   // The largest filter this class makes: a bigger table keeps this size (more false positives).
   static constexpr std::size_t max_capacity = std::size_t{1} << 26;
+  static constexpr std::size_t default_min_capacity = std::size_t{1} << 20;
 
  private:
   std::unique_ptr<std::atomic<std::uint64_t>[]> words_;

@@ -1,5 +1,6 @@
 #include "adapters/store/sqlite/sqlite_store.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "adapters/store/sqlite/ops.hpp"
 #include "core/offload.hpp"
 #include "core/thread_name.hpp"
+#include "obs/logging.hpp"
 
 namespace chat4all {
 
@@ -58,42 +60,90 @@ struct sqlite_store::impl {
   const bool sole_writer_;
   mutable std::mutex known_mu_;
   std::shared_ptr<sqlite::known_ids> known_;
+  std::shared_ptr<sqlite::known_ids> growing_;  // being filled by grow_known()
+  const std::size_t filter_min_;
 
   std::shared_ptr<sqlite::known_ids> known() const {
     std::lock_guard lk(known_mu_);
     return known_;
   }
 
-  // Writer thread: a filter holding every message_id in the table, with room to grow.
+  // Every message_id in the table, read on `c` (the writer at startup, a reader when growing).
+  static void add_all_ids(sqlite::connection& c, sqlite::known_ids& k) {
+    static constexpr const char* ids_sql = "SELECT message_id FROM messages";
+    auto st = c.prepare(ids_sql);
+    while (st.step()) k.add(uuid::from_raw(st.blob(0)));
+  }
+
+  // Writer thread, at startup: a filter holding every message_id in the table, with room to
+  // grow.
   void load_known(sqlite::connection& c) {
     static constexpr const char* count_sql = "SELECT count(*) FROM messages";
-    static constexpr const char* ids_sql = "SELECT message_id FROM messages";
     std::size_t n = 0;
     {
       auto st = c.prepare(count_sql);
       if (st.step()) n = static_cast<std::size_t>(st.int64(0));
     }
-    auto k = std::make_shared<sqlite::known_ids>(2 * n);
-    auto st = c.prepare(ids_sql);
-    while (st.step()) k->add(uuid::from_raw(st.blob(0)));
+    auto k = std::make_shared<sqlite::known_ids>(2 * n, filter_min_);
+    add_all_ids(c, *k);
     std::lock_guard lk(known_mu_);
     known_ = std::move(k);
   }
 
   // Writer thread, after the commit that inserted `ids`.
   template <class Ids>
-  void remember(sqlite::connection& c, const Ids& ids) {
-    auto k = known();
+  void remember(const Ids& ids) {
+    std::shared_ptr<sqlite::known_ids> k, next;
+    {
+      std::lock_guard lk(known_mu_);
+      k = known_;
+      next = growing_;
+    }
     if (!k) return;
     for (const auto& id : ids) k->add(id);
-    // Past its capacity the filter answers "maybe" more and more often: rebuild it twice as
-    // big (a scan of the message_id index on the writer thread, once per doubling).
+    if (next) {
+      for (const auto& id : ids) next->add(id);
+      return;
+    }
+    // Past its capacity the filter answers "maybe" more and more often: grow it.
     if (k->added() > k->capacity() && k->capacity() < sqlite::known_ids::max_capacity)
-      load_known(c);
+      grow_known(k->added());
   }
 
-  impl(std::string path, const storage_config& cfg, bool sole_writer)
+  // Writer thread. Builds a filter twice as big on a reader thread, from a snapshot of the
+  // table, while the writer goes on (scanning millions of ids takes seconds: on the writer
+  // it stopped every insert meanwhile). Nothing is missed: the new filter exists before the
+  // snapshot is taken, and from then on remember() adds every committed id to both filters;
+  // an id in both the snapshot and a later add is set twice (harmless). Until the scan is
+  // done, the old filter answers.
+  void grow_known(std::size_t ids) {
+    auto next = std::make_shared<sqlite::known_ids>(2 * ids, filter_min_);
+    {
+      std::lock_guard lk(known_mu_);
+      growing_ = next;
+    }
+    asio::post(pool_, [this, next] {
+      try {
+        auto lease = lease_reader();
+        sqlite::transaction tx(*lease.conn, sqlite::tx_kind::read);
+        add_all_ids(*lease.conn, *next);
+        tx.commit();
+        std::lock_guard lk(known_mu_);
+        known_ = next;
+        growing_.reset();
+      } catch (const std::exception& e) {
+        // The old filter keeps answering (more false positives, never a wrong "absent");
+        // the next insert tries again.
+        log::warn("sqlite: growing the message_id filter failed", {{"reason", e.what()}});
+        std::lock_guard lk(known_mu_);
+        growing_.reset();
+      }
+    });
+  }
+
+  impl(std::string path, const storage_config& cfg, bool sole_writer, std::size_t filter_min)
       : path_(std::move(path)),
+        filter_min_(filter_min),
         pool_(static_cast<std::size_t>(std::max(cfg.worker_threads, 1))),
         sole_writer_(sole_writer) {
     name_pool_threads(pool_, static_cast<std::size_t>(std::max(cfg.worker_threads, 1)),
@@ -177,10 +227,18 @@ struct sqlite_store::impl {
   }
 };
 
-sqlite_store::sqlite_store(std::string db_path, storage_config cfg, bool sole_message_writer)
-    : impl_(std::make_unique<impl>(std::move(db_path), cfg, sole_message_writer)) {}
+sqlite_store::sqlite_store(std::string db_path, storage_config cfg, bool sole_message_writer,
+                           std::size_t id_filter_min_ids)
+    : impl_(std::make_unique<impl>(
+          std::move(db_path), cfg, sole_message_writer,
+          id_filter_min_ids != 0 ? id_filter_min_ids : sqlite::known_ids::default_min_capacity)) {}
 
 sqlite_store::~sqlite_store() = default;
+
+std::size_t sqlite_store::id_filter_capacity() const {
+  const auto k = impl_->known();
+  return k ? k->capacity() : 0;
+}
 
 task<result<int>> sqlite_store::migrate() {
   return impl_->write([i = impl_.get()](sqlite::connection& c) -> result<int> {
@@ -301,7 +359,7 @@ task<result<std::vector<message>>> sqlite_store::store_messages(std::vector<acce
     std::vector<uuid> ids;
     ids.reserve(stored.size());
     for (const auto& m : stored) ids.push_back(m.message_id);
-    i->remember(c, ids);
+    i->remember(ids);
     return stored;
   });
 }
@@ -311,7 +369,7 @@ task<result<void>> sqlite_store::store_failed(accepted_message m, std::string re
   return impl_->write([i = impl_.get(), m = std::move(m), reason = std::move(reason),
                        now](sqlite::connection& c) -> result<void> {
     auto r = sqlite::store_failed(c, m, reason, now);
-    if (r) i->remember(c, std::vector<uuid>{m.message_id});
+    if (r) i->remember(std::vector<uuid>{m.message_id});
     return r;
   });
 }

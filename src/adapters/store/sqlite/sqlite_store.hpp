@@ -43,9 +43,14 @@ class sqlite_store final : public store {
   // Opens (creating if needed, with its parent directory) the database at `db_path` and
   // configures the writer connection. Does not migrate: call migrate() before use.
   // Throws std::runtime_error when the file cannot be opened (a startup error).
-  sqlite_store(std::string db_path, storage_config cfg, bool sole_message_writer = true);
+  // id_filter_min_ids: the smallest message_id filter (0: 1 Mi ids); tests make it small to
+  // see it grow.
+  sqlite_store(std::string db_path, storage_config cfg, bool sole_message_writer = true,
+               std::size_t id_filter_min_ids = 0);
   ~sqlite_store() override;
   sqlite_store(const sqlite_store&) = delete;
+  // Ids the message_id filter holds without losing precision (0: no filter). Diagnostics.
+  std::size_t id_filter_capacity() const;
   sqlite_store& operator=(const sqlite_store&) = delete;
 
   // store
