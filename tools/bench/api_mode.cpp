@@ -56,6 +56,7 @@ std::int64_t content_timestamp(std::string_view c) {
 namespace {
 
 struct thread_state {
+  explicit thread_state(id_kind k) : ids(k) {}
   recorder rec{{"request"}};
   id_generator ids;
   std::mt19937_64 rng{std::random_device{}()};
@@ -214,6 +215,7 @@ phase_result run_api(const common_options& c, const api_options& o, const target
                   {"connections", o.connections},
                   {"duration_s", duration<double>(o.duration).count()},
                   {"message_bytes", o.message_bytes},
+                  {"message_ids", id_kind_name(o.message_ids)},
                   {"users", o.population.users},
                   {"conversations", o.population.conversations},
                   {"client_threads", c.threads},
@@ -236,7 +238,8 @@ phase_result run_api(const common_options& c, const api_options& o, const target
   if (run.pairs.empty()) throw std::runtime_error("no conversations to send to");
 
   io_pool pool(c.threads);
-  for (int i = 0; i < pool.size(); ++i) run.threads.push_back(std::make_unique<thread_state>());
+  for (int i = 0; i < pool.size(); ++i)
+    run.threads.push_back(std::make_unique<thread_state>(o.message_ids));
   run.start = steady::now() + milliseconds(50);
   run.end = run.start + o.duration;
   const int per_request = o.batch ? o.batch_size : 1;

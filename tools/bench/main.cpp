@@ -136,6 +136,12 @@ int main(int argc, char** argv) {
   cli.add_option("--duration-s", duration_s, "api: seconds of load per endpoint")
       ->capture_default_str();
   cli.add_option("--message-bytes", api.message_bytes, "text content size")->capture_default_str();
+  std::string message_ids = "v7";
+  cli.add_option("--message-ids", message_ids,
+                 "message ids the clients choose: v7 (time-ordered UUIDs), v4 (random UUIDs) "
+                 "or sequential (a counter)")
+      ->check(CLI::IsMember({"v7", "v4", "sequential"}))
+      ->capture_default_str();
   cli.add_option("--users", users, "api: users registered up front")->capture_default_str();
   cli.add_option("--conversations", conversations, "api: conversations created up front")
       ->capture_default_str();
@@ -276,6 +282,8 @@ int main(int argc, char** argv) {
   ws.population = pop;
   ws.verify = ver;
   ws.message_bytes = api.message_bytes;
+  api.message_ids = *bench::parse_id_kind(message_ids);
+  ws.message_ids = api.message_ids;
 
   const bool all = all_cmd->parsed();
   int exit_code = 0;

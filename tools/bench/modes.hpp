@@ -27,6 +27,7 @@ struct api_options {
   int connections = 64;
   std::chrono::milliseconds duration{10000};
   int message_bytes = 100;
+  id_kind message_ids = id_kind::v7;
   bool baseline = false;  // do-nothing server: no setup, no verification, any 202 counts
   fixture_options population;
   verify_options verify;
@@ -50,6 +51,7 @@ struct ws_options {
   std::chrono::milliseconds duration{10000};
   std::chrono::milliseconds drain{5000};  // wait for the last notifications
   int message_bytes = 100;
+  id_kind message_ids = id_kind::v7;
   fixture_options population;
   verify_options verify;
 };

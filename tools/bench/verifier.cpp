@@ -1,6 +1,7 @@
 #include "verifier.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <random>
 
@@ -42,15 +43,67 @@ std::string id128::str() const {
   return buf;
 }
 
-id_generator::id_generator() {
+std::optional<id_kind> parse_id_kind(std::string_view name) {
+  if (name == "v7") return id_kind::v7;
+  if (name == "v4") return id_kind::v4;
+  if (name == "sequential") return id_kind::sequential;
+  return std::nullopt;
+}
+
+std::string_view id_kind_name(id_kind k) {
+  switch (k) {
+    case id_kind::v7:
+      return "v7";
+    case id_kind::v4:
+      return "v4";
+    case id_kind::sequential:
+      break;
+  }
+  return "sequential";
+}
+
+id_generator::id_generator(id_kind kind) : kind_(kind) {
   std::random_device rd;
   prefix_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   salt_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  rng_state_ = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
+std::uint64_t id_generator::random64() {  // splitmix64: fast, and plenty for unique ids
+  std::uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
 }
 
 id128 id_generator::next() {
   ++counter_;
   id128 id;
+  constexpr std::uint64_t variant = 0x8000000000000000ULL;  // 10xx...
+  constexpr std::uint64_t low62 = 0x3fffffffffffffffULL;
+  if (kind_ == id_kind::v4) {
+    id.hi = (random64() & ~0xf000ULL) | 0x4000ULL;
+    id.lo = variant | (random64() & low62);
+    return id;
+  }
+  if (kind_ == id_kind::v7) {
+    const auto now_ms =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    // Monotonic within a generator (RFC 9562 method 1): a counter in the 12 rand_a bits;
+    // past 4,096 ids in one millisecond the timestamp moves on by one.
+    if (now_ms > last_ms_) {
+      last_ms_ = now_ms;
+      seq_in_ms_ = 0;
+    } else if (++seq_in_ms_ > 0xfff) {
+      ++last_ms_;
+      seq_in_ms_ = 0;
+    }
+    id.hi = ((last_ms_ & 0xffffffffffffULL) << 16) | 0x7000ULL | seq_in_ms_;
+    id.lo = variant | (random64() & low62);
+    return id;
+  }
   id.hi = (prefix_ & ~0xf000ULL) | 0x4000ULL;  // version 4
   // Variant 10xx in the top bits; the salt keeps generators apart even if prefixes collide,
   // the counter keeps one generator's ids apart for 2^40 ids.

@@ -30,16 +30,31 @@ struct id128_hash {
   }
 };
 
-// Generates unique version-4 ids: a random 64-bit prefix per generator and a counter.
+// How the bench's clients choose message ids (SPEC: any UUID, chosen by the client).
+// v7: time-ordered (RFC 9562: 48-bit Unix milliseconds, a 12-bit counter within the
+//     millisecond, 62 random bits), what a client should use for database keys;
+// v4: 122 random bits, what many clients use (every insert lands at a random place of the
+//     store's message_id index);
+// sequential: a random 64-bit prefix per generator and a counter (the bench before v7).
+enum class id_kind { v7, v4, sequential };
+std::optional<id_kind> parse_id_kind(std::string_view name);
+std::string_view id_kind_name(id_kind k);
+
+// Generates unique ids of one kind. One generator per thread (not thread-safe).
 class id_generator {
  public:
-  id_generator();
+  explicit id_generator(id_kind kind = id_kind::v7);
   id128 next();
 
  private:
+  id_kind kind_;
   std::uint64_t prefix_;
   std::uint64_t salt_;
   std::uint64_t counter_ = 0;
+  std::uint64_t last_ms_ = 0;  // v7: the millisecond of the last id (never goes back)
+  std::uint64_t seq_in_ms_ = 0;
+  std::uint64_t rng_state_;  // splitmix64
+  std::uint64_t random64();
 };
 
 struct verify_report {

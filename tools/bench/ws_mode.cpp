@@ -45,6 +45,7 @@ std::int64_t wall_ns() {
 enum series_index { s_connect = 0, s_notify = 1, s_ack = 2 };
 
 struct ws_thread_state {
+  explicit ws_thread_state(id_kind k) : ids(k) {}
   recorder rec{{"connect", "notification", "send ack"}};
   id_generator ids;
   std::mt19937_64 rng{std::random_device{}()};
@@ -491,6 +492,7 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
                                : o.batch > 1 ? "WebSocket action send_batch"
                                              : "WebSocket action send"},
                   {"duration_s", duration<double>(o.duration).count()},
+                  {"message_ids", id_kind_name(o.message_ids)},
                   {"client_threads", c.threads},
                   {"clock",
                    "notification latency = receiver wall clock - sender wall clock "
@@ -511,7 +513,8 @@ phase_result run_ws(const common_options& c, const ws_options& o, const targets&
 
   io_pool pool(c.threads);  // before `run`: the clients' sockets must die before their contexts
   ws_run run{c, o, fx, {}, {}, {}, {}, {}, {0}, {0}, {false}, {false}, {}, {}};
-  for (int i = 0; i < pool.size(); ++i) run.threads.push_back(std::make_unique<ws_thread_state>());
+  for (int i = 0; i < pool.size(); ++i)
+    run.threads.push_back(std::make_unique<ws_thread_state>(run.o.message_ids));
   for (int i = 0; i < o.connections; ++i) {
     const auto ti = static_cast<std::size_t>(i % pool.size());
     auto cl = std::make_unique<ws_client>(pool.context(ti).get_executor());

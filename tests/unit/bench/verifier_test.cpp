@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
 
 #include "bench/verifier.hpp"
@@ -88,7 +89,7 @@ TEST(BenchIds, ParseAndFormatRoundTripAndGeneratedIdsAreUniqueV4) {
   EXPECT_EQ(p->str(), "0123abcd-4567-89ef-8123-456789abcdef");
   EXPECT_FALSE(id128::parse("0123abcd-4567-89ef-8123-456789abcdeg"));
   EXPECT_FALSE(id128::parse("0123abcd456789ef8123456789abcdef"));
-  id_generator g;
+  id_generator g(id_kind::sequential);
   std::set<std::string> seen;
   for (int i = 0; i < 10000; ++i) {
     const auto s = g.next().str();
@@ -98,6 +99,48 @@ TEST(BenchIds, ParseAndFormatRoundTripAndGeneratedIdsAreUniqueV4) {
     seen.insert(s);
   }
   EXPECT_EQ(seen.size(), 10000u);
+}
+
+TEST(BenchIds, V7IdsAreTimeOrderedUniqueAndCarryTheMillisecond) {
+  id_generator g(id_kind::v7);
+  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::set<std::string> seen;
+  id128 prev;
+  for (int i = 0; i < 20000; ++i) {  // more than 4,096 in a millisecond: the counter rolls over
+    const auto id = g.next();
+    const auto s = id.str();
+    EXPECT_EQ(s[14], '7');
+    EXPECT_NE(std::string("89ab").find(s[19]), std::string::npos);
+    if (i > 0) {
+      // Within one generator the ids only grow (as the store's index sees them: bytes in order).
+      EXPECT_TRUE(id.hi > prev.hi || (id.hi == prev.hi && id.lo != prev.lo)) << s;
+    }
+    prev = id;
+    seen.insert(s);
+  }
+  EXPECT_EQ(seen.size(), 20000u);
+  const auto ms = static_cast<std::int64_t>(prev.hi >> 16);
+  EXPECT_GE(ms, before);
+  EXPECT_LT(ms, before + 60'000);
+}
+
+TEST(BenchIds, V4IdsAreRandomAndKindsParse) {
+  id_generator g(id_kind::v4);
+  std::set<std::uint64_t> tops;
+  for (int i = 0; i < 1000; ++i) {
+    const auto id = g.next();
+    EXPECT_EQ((id.hi >> 12) & 0xf, 4u);
+    EXPECT_EQ(id.lo >> 62, 2u);
+    tops.insert(id.hi >> 48);
+  }
+  EXPECT_GT(tops.size(), 900u);  // spread over the key space, not one prefix
+  EXPECT_EQ(parse_id_kind("v7"), id_kind::v7);
+  EXPECT_EQ(parse_id_kind("v4"), id_kind::v4);
+  EXPECT_EQ(parse_id_kind("sequential"), id_kind::sequential);
+  EXPECT_FALSE(parse_id_kind("v5"));
+  EXPECT_EQ(id_kind_name(id_kind::v4), "v4");
 }
 
 }  // namespace
