@@ -1,5 +1,6 @@
 #include "pipeline/message_router.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -65,6 +66,9 @@ message_router::message_router(event_log& log, message_store& store, fanout& fan
                               "FAILED and dead-lettered")),
       dead_letters_(metrics.counter("chat4all_dlq_records_total",
                                     "Records appended to the message_processing_dlq topic")),
+      prefetched_(metrics.counter("chat4all_router_prefetched_batches_total",
+                                  "Batches polled and decoded while the previous one was being "
+                                  "stored (the router is behind the log)")),
       accept_to_store_(metrics.histogram("chat4all_message_accept_to_store_seconds",
                                          "Time from durable accept to stored")),
       batch_size_(metrics.histogram("chat4all_router_batch_messages",
@@ -72,47 +76,78 @@ message_router::message_router(event_log& log, message_store& store, fanout& fan
 
 message_router::~message_router() = default;
 
+task<result<std::optional<message_router::pending_batch>>> message_router::poll_batch(
+    std::chrono::milliseconds wait, std::chrono::milliseconds linger) {
+  const auto max = static_cast<std::size_t>(cfg_.batch_size);
+  auto polled = co_await consumer_->poll(max, wait);
+  if (!polled) co_return std::move(polled).err();
+  const bool was_busy = std::exchange(busy_, !polled->empty());
+  if (polled->empty()) co_return std::optional<pending_batch>{};
+  // A steady stream arrives in small polls (a few group commits each): waiting a moment
+  // lets one transaction and one commit cover several of them.
+  if (was_busy && linger.count() > 0 && polled->size() < max && co_await pause(linger)) {
+    // A failed second poll is left to the next step: what was polled is handled now (the
+    // consumer has moved past it).
+    if (auto more = co_await consumer_->poll(max - polled->size(), std::chrono::milliseconds(0)))
+      polled->insert(polled->end(), std::make_move_iterator(more->begin()),
+                     std::make_move_iterator(more->end()));
+  }
+  std::optional<pending_batch> out(std::in_place);
+  pending_batch& p = *out;
+  p.entries = std::move(*polled);
+  p.messages.reserve(p.entries.size());
+  p.ids.reserve(p.entries.size());
+  for (const auto& e : p.entries) {
+    auto m = decode_log_record(e.value);
+    if (!m) {
+      poison_.inc();
+      log::error("undecodable message record dead-lettered",
+                 {{"partition", e.partition}, {"offset", e.offset}, {"reason", m.err().message}});
+      p.dead_letters.push_back(
+          dead_letter(e, nullptr, "undecodable record: " + m.err().message, clock_.now_us()));
+      continue;
+    }
+    p.ids.push_back(m->message_id);
+    p.messages.push_back(std::move(m).value());
+  }
+  co_return out;
+}
+
+task<result<void>> message_router::store_and_prefetch(pending_batch& p) {
+  using namespace boost::asio::experimental::awaitable_operators;
+  // Both run on this stage's executor: store() waits for the writer thread, and the poll and
+  // the decoding of the next batch take that time.
+  auto [stored, polled] = co_await (store(p) && poll_batch(std::chrono::milliseconds(0), {}));
+  if (polled && *polled) {
+    next_ = std::move(**polled);
+    prefetched_.inc();
+  }
+  // A failed poll took nothing from the log: the next step polls again.
+  co_return stored;
+}
+
 task<result<std::size_t>> message_router::step(std::chrono::milliseconds wait,
                                                std::chrono::milliseconds linger) {
+  if (!pending_ && next_) pending_ = std::exchange(next_, std::nullopt);
   if (!pending_) {
-    const auto max = static_cast<std::size_t>(cfg_.batch_size);
-    auto polled = co_await consumer_->poll(max, wait);
+    auto polled = co_await poll_batch(wait, linger);
     if (!polled) co_return std::move(polled).err();
-    const bool was_busy = std::exchange(busy_, !polled->empty());
-    if (polled->empty()) co_return std::size_t{0};
-    // A steady stream arrives in small polls (a few group commits each): waiting a moment
-    // lets one transaction and one commit cover several of them.
-    if (was_busy && linger.count() > 0 && polled->size() < max && co_await pause(linger)) {
-      // A failed second poll is left to the next step: what was polled is handled now (the
-      // consumer has moved past it).
-      if (auto more = co_await consumer_->poll(max - polled->size(), std::chrono::milliseconds(0)))
-        polled->insert(polled->end(), std::make_move_iterator(more->begin()),
-                       std::make_move_iterator(more->end()));
-    }
-    pending_batch p;
-    p.entries = std::move(*polled);
-    p.messages.reserve(p.entries.size());
-    p.ids.reserve(p.entries.size());
-    for (const auto& e : p.entries) {
-      auto m = decode_log_record(e.value);
-      if (!m) {
-        poison_.inc();
-        log::error("undecodable message record dead-lettered",
-                   {{"partition", e.partition}, {"offset", e.offset}, {"reason", m.err().message}});
-        p.dead_letters.push_back(
-            dead_letter(e, nullptr, "undecodable record: " + m.err().message, clock_.now_us()));
-        continue;
-      }
-      p.ids.push_back(m->message_id);
-      p.messages.push_back(std::move(m).value());
-    }
-    pending_ = std::move(p);
+    if (!*polled) co_return std::size_t{0};
+    pending_ = std::move(**polled);
   }
   // From here on, a failure keeps the batch pending: the next step resumes it where it
   // stopped (the log consumer has moved past these entries and would not return them again).
   auto& p = *pending_;
   if (!p.stored) {
-    if (auto r = co_await store(p); !r) co_return std::move(r).err();
+    // Prefetch under a backlog only (a full poll: more is waiting), one batch ahead at most,
+    // and not while stopping. A partial poll drained the log: the next one lingers instead.
+    const bool backlog = p.entries.size() >= static_cast<std::size_t>(cfg_.batch_size);
+    result<void> r;
+    if (!backlog || next_ || stopping_)
+      r = co_await store(p);
+    else
+      r = co_await store_and_prefetch(p);
+    if (!r) co_return std::move(r).err();
     p.stored = true;
   }
   if (!p.with_channels.empty()) {

@@ -14,6 +14,11 @@
 // too. A polled batch is kept until it is committed: a step that fails part-way (store
 // unreachable even for store_failed, log append or commit failing) is resumed by the next
 // step on the same entries, never skipped.
+//
+// Pipelined under a backlog: while a full batch is being stored (on the store's writer
+// thread), the next one is polled and decoded here, so the writer does not wait for the decoding
+// and the decoding does not wait for the writer. Batches are still stored, committed and reported
+// one at a time and in log order; a prefetched batch is simply the next one handled.
 
 #include <atomic>
 #include <memory>
@@ -70,6 +75,11 @@ class message_router {
   // what arrived meanwhile into the same batch (run() only; drain() never lingers).
   task<result<std::size_t>> step(std::chrono::milliseconds wait,
                                  std::chrono::milliseconds linger = {});
+  // Polls (with the linger above) and decodes a batch; nullopt when the poll was empty.
+  task<result<std::optional<pending_batch>>> poll_batch(std::chrono::milliseconds wait,
+                                                        std::chrono::milliseconds linger);
+  // store(p), and meanwhile the next batch polled (without waiting) into next_.
+  task<result<void>> store_and_prefetch(pending_batch& p);
   // Stores the batch: retries with backoff, then one message at a time, recording those
   // that still fail with store_failed and queueing their dead-letter records.
   task<result<void>> store(pending_batch& p);
@@ -92,6 +102,7 @@ class message_router {
   std::atomic<bool> stopping_{false};
   bool busy_ = false;  // the last poll returned entries: linger on a partial one
   std::optional<pending_batch> pending_;
+  std::optional<pending_batch> next_;  // polled and decoded while pending_ was being stored
 
   obs::counter& stored_;
   obs::counter& duplicates_;
@@ -99,6 +110,7 @@ class message_router {
   obs::counter& store_errors_;
   obs::counter& failed_;
   obs::counter& dead_letters_;
+  obs::counter& prefetched_;
   obs::histogram& accept_to_store_;
   obs::histogram& batch_size_;
 };

@@ -13,22 +13,16 @@
 namespace chat4all::testing {
 namespace {
 
-// Fails store_failed `failures` times (the store cannot even record the failure), then
-// forwards; everything else is forwarded.
-class failing_store_failed final : public message_store {
+// Forwards everything to `inner`; the test stores below override what they break.
+class forwarding_store : public message_store {
  public:
-  failing_store_failed(message_store& inner, int failures) : inner_(inner), left_(failures) {}
+  explicit forwarding_store(message_store& inner) : inner_(inner) {}
   task<result<std::vector<message>>> store_messages(std::vector<accepted_message> b,
                                                     timestamp_us now) override {
     return inner_.store_messages(std::move(b), now);
   }
   task<result<void>> store_failed(accepted_message m, std::string reason,
                                   timestamp_us now) override {
-    ++calls;
-    if (left_ > 0) {
-      --left_;
-      return fail();
-    }
     return inner_.store_failed(std::move(m), std::move(reason), now);
   }
   task<result<std::vector<std::optional<std::uint64_t>>>> find_content_hashes(
@@ -39,11 +33,33 @@ class failing_store_failed final : public message_store {
     return inner_.get_message(id);
   }
   task<result<history_page>> history(history_query q) override { return inner_.history(q); }
+
+ protected:
+  template <class T>
+  static task<result<T>> fail() {
+    co_return error(errc::unavailable, "store is down");
+  }
+  message_store& inner_;
+};
+
+// Fails store_failed `failures` times (the store cannot even record the failure), then
+// forwards; everything else is forwarded.
+class failing_store_failed final : public forwarding_store {
+ public:
+  failing_store_failed(message_store& inner, int failures)
+      : forwarding_store(inner), left_(failures) {}
+  task<result<void>> store_failed(accepted_message m, std::string reason,
+                                  timestamp_us now) override {
+    ++calls;
+    if (left_ > 0) {
+      --left_;
+      return fail<void>();
+    }
+    return inner_.store_failed(std::move(m), std::move(reason), now);
+  }
   int calls = 0;
 
  private:
-  static task<result<void>> fail() { co_return error(errc::unavailable, "store is down"); }
-  message_store& inner_;
   int left_;
 };
 
@@ -302,6 +318,90 @@ TEST_F(router_failures, linger_gathers_a_steady_stream_and_never_delays_the_firs
   for (std::size_t i = 0; i < h.size(); ++i) {
     EXPECT_EQ(h[i].message_id, ids[i]);
     EXPECT_EQ(h[i].seq, static_cast<seq_t>(i + 1));
+  }
+}
+
+// Stores through `inner`, failing the `fail_call`-th store_messages call once (transient),
+// and failing every call (store_failed too) while `down`; records the first message id of
+// every store_messages call.
+class recording_store final : public forwarding_store {
+ public:
+  recording_store(message_store& inner, int fail_call)
+      : forwarding_store(inner), fail_call_(fail_call) {}
+  task<result<std::vector<message>>> store_messages(std::vector<accepted_message> b,
+                                                    timestamp_us now) override {
+    firsts.push_back(b.empty() ? uuid{} : b.front().message_id);
+    if (fail_after_first && calls > 0) down = true;
+    if (++calls == fail_call_ || down) return fail<std::vector<message>>();
+    return inner_.store_messages(std::move(b), now);
+  }
+  task<result<void>> store_failed(accepted_message m, std::string reason,
+                                  timestamp_us now) override {
+    if (down) return fail<void>();
+    return inner_.store_failed(std::move(m), std::move(reason), now);
+  }
+  int calls = 0;
+  bool down = false;
+  bool fail_after_first = false;  // go down at the second store_messages call
+  std::vector<uuid> firsts;
+
+ private:
+  int fail_call_;
+};
+
+TEST_F(router_failures, a_backlog_is_stored_pipelined_in_log_order_through_a_failure) {
+  auto ids = send_n(55);  // 6 batches of 10 (the last one partial)
+  auto rc = fast();
+  rc.batch_size = 10;
+  recording_store rec(db, /*fail_call=*/2);
+  message_router r(log, rec, fan, channels, inflight, clk, rc, router_metrics);
+  auto drained = run(r.drain());
+  ASSERT_TRUE(drained) << drained.err().message;
+  EXPECT_EQ(*drained, 55u);
+  // While one batch was stored the next was polled and decoded.
+  EXPECT_GE(counted("chat4all_router_prefetched_batches_total"), 3u);
+  // Batch 2 failed once and was retried before batch 3 (prefetched meanwhile) was stored.
+  const std::vector<uuid> expected_firsts = {ids[0],  ids[10], ids[10], ids[20],
+                                             ids[30], ids[40], ids[50]};
+  EXPECT_EQ(rec.firsts, expected_firsts);
+  EXPECT_EQ(counted("chat4all_router_store_errors_total"), 1u);
+  // Every message once, in acceptance order, gap-free.
+  auto h = history_of();
+  ASSERT_EQ(h.size(), 55u);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    EXPECT_EQ(h[i].message_id, ids[i]) << i;
+    EXPECT_EQ(h[i].seq, static_cast<seq_t>(i + 1)) << i;
+  }
+  // Everything was committed: a second drain finds nothing.
+  auto again = run(r.drain());
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 0u);
+}
+
+TEST_F(router_failures, a_batch_left_pending_by_a_store_outage_comes_before_the_prefetched_one) {
+  auto ids = send_n(30);  // 3 batches of 10
+  auto rc = fast();
+  rc.batch_size = 10;
+  rc.max_retries = 1;
+  recording_store rec(db, /*fail_call=*/0);
+  message_router r(log, rec, fan, channels, inflight, clk, rc, router_metrics);
+  // Batch 1 is stored; then the store goes down: batch 2 fails even to be marked FAILED, so
+  // the step gives up and keeps it pending, while batch 3 was prefetched meanwhile.
+  rec.fail_after_first = true;
+  auto first = run(r.drain());
+  ASSERT_FALSE(first);
+  EXPECT_GE(counted("chat4all_router_prefetched_batches_total"), 2u);
+  rec.down = false;
+  rec.fail_after_first = false;
+  auto rest = run(r.drain());
+  ASSERT_TRUE(rest) << rest.err().message;
+  EXPECT_EQ(*rest, 20u);
+  auto h = history_of();
+  ASSERT_EQ(h.size(), 30u);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    EXPECT_EQ(h[i].message_id, ids[i]) << i;
+    EXPECT_EQ(h[i].seq, static_cast<seq_t>(i + 1)) << i;
+    EXPECT_EQ(h[i].status, message_status::delivered) << i;
   }
 }
 
