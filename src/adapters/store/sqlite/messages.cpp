@@ -81,7 +81,7 @@ struct counter {
 
 }  // namespace
 
-std::vector<message> store_messages(connection& c, const std::vector<accepted_message>& batch,
+std::vector<message> store_messages(connection& c, std::vector<accepted_message>& batch,
                                     timestamp_us now) {
   std::vector<message> stored;
   stored.reserve(batch.size());
@@ -92,7 +92,7 @@ std::vector<message> store_messages(connection& c, const std::vector<accepted_me
   const auto delivered = static_cast<std::int64_t>(message_status::delivered);
 
   transaction tx(c, tx_kind::write);
-  for (const auto& in : batch) {
+  for (auto& in : batch) {
     auto [it, fresh] = counters.try_emplace(in.conversation);
     counter& k = it->second;
     if (fresh) {
@@ -134,8 +134,8 @@ std::vector<message> store_messages(connection& c, const std::vector<accepted_me
     m.conversation = in.conversation;
     m.sender = in.sender;
     m.seq = seq;
-    m.payload_json = in.payload_json;
-    m.channels = in.channels;
+    m.payload_json = std::move(in.payload_json);  // the statement no longer refers to it
+    m.channels = std::move(in.channels);
     m.status = message_status::delivered;
     m.created_at = in.accepted_at;
     m.content_hash = in.content_hash;

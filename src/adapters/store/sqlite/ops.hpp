@@ -43,7 +43,8 @@ result<read_mark_result> mark_read(connection& c, conversation_id conv, user_id 
                                    std::optional<seq_t> up_to, timestamp_us now);
 
 // ---- messages (messages.cpp) ----
-std::vector<message> store_messages(connection& c, const std::vector<accepted_message>& batch,
+// Takes the payloads and channel lists of `batch` (moved into the stored messages).
+std::vector<message> store_messages(connection& c, std::vector<accepted_message>& batch,
                                     timestamp_us now);
 result<void> store_failed(connection& c, const accepted_message& m, const std::string& reason,
                           timestamp_us now);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <mutex>
+#include <ranges>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -354,12 +355,9 @@ task<result<read_mark_result>> sqlite_store::mark_read(conversation_id conv, use
 task<result<std::vector<message>>> sqlite_store::store_messages(std::vector<accepted_message> batch,
                                                                 timestamp_us now) {
   return impl_->write([i = impl_.get(), batch = std::move(batch),
-                       now](sqlite::connection& c) -> result<std::vector<message>> {
+                       now](sqlite::connection& c) mutable -> result<std::vector<message>> {
     auto stored = sqlite::store_messages(c, batch, now);
-    std::vector<uuid> ids;
-    ids.reserve(stored.size());
-    for (const auto& m : stored) ids.push_back(m.message_id);
-    i->remember(ids);
+    i->remember(stored | std::views::transform(&message::message_id));
     return stored;
   });
 }
