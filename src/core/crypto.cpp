@@ -141,10 +141,9 @@ std::uint64_t hash64(std::span<const std::string_view> parts) {
 
 struct sha256_stream::impl {
   md_ctx c;
-  EVP_MD_CTX* ctx = c.ctx;
   impl() { reset(); }
   void reset() {
-    if (EVP_DigestInit_ex(ctx, sha256_md(), nullptr) != 1) openssl_failure("EVP_DigestInit_ex");
+    if (EVP_DigestInit_ex(c.ctx, sha256_md(), nullptr) != 1) openssl_failure("EVP_DigestInit_ex");
   }
 };
 
@@ -154,27 +153,25 @@ sha256_stream::sha256_stream(sha256_stream&&) noexcept = default;
 sha256_stream& sha256_stream::operator=(sha256_stream&&) noexcept = default;
 
 void sha256_stream::update(std::string_view data) {
-  if (EVP_DigestUpdate(impl_->ctx, data.data(), data.size()) != 1)
+  if (EVP_DigestUpdate(impl_->c.ctx, data.data(), data.size()) != 1)
     openssl_failure("EVP_DigestUpdate");
 }
 
 std::string sha256_stream::finish() {
   std::string out(sha256_size, '\0');
   unsigned int len = 0;
-  if (EVP_DigestFinal_ex(impl_->ctx, reinterpret_cast<unsigned char*>(out.data()), &len) != 1)
+  if (EVP_DigestFinal_ex(impl_->c.ctx, reinterpret_cast<unsigned char*>(out.data()), &len) != 1)
     openssl_failure("EVP_DigestFinal_ex");
   impl_->reset();
   return out;
 }
 
 struct digest_stream::impl {
-  EVP_MD_CTX* ctx = nullptr;
+  md_ctx c;
   const EVP_MD* md = nullptr;
-  explicit impl(const EVP_MD* m) : ctx(EVP_MD_CTX_new()), md(m) {
-    if (ctx == nullptr) openssl_failure("EVP_MD_CTX_new");
-    if (EVP_DigestInit_ex(ctx, md, nullptr) != 1) openssl_failure("EVP_DigestInit_ex");
+  explicit impl(const EVP_MD* m) : md(m) {
+    if (EVP_DigestInit_ex(c.ctx, md, nullptr) != 1) openssl_failure("EVP_DigestInit_ex");
   }
-  ~impl() { EVP_MD_CTX_free(ctx); }
 };
 
 digest_stream::digest_stream(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -191,14 +188,14 @@ std::optional<digest_stream> digest_stream::create(std::string_view algorithm) {
 }
 
 void digest_stream::update(std::string_view data) {
-  if (EVP_DigestUpdate(impl_->ctx, data.data(), data.size()) != 1)
+  if (EVP_DigestUpdate(impl_->c.ctx, data.data(), data.size()) != 1)
     openssl_failure("EVP_DigestUpdate");
 }
 
 std::string digest_stream::finish() {
   std::string out(static_cast<std::size_t>(EVP_MD_get_size(impl_->md)), '\0');
   unsigned int len = 0;
-  if (EVP_DigestFinal_ex(impl_->ctx, reinterpret_cast<unsigned char*>(out.data()), &len) != 1)
+  if (EVP_DigestFinal_ex(impl_->c.ctx, reinterpret_cast<unsigned char*>(out.data()), &len) != 1)
     openssl_failure("EVP_DigestFinal_ex");
   out.resize(len);
   return out;

@@ -11,7 +11,7 @@
 // is told so at construction.
 //
 // Thread-safety: may_contain and add from any thread, concurrently (lock-free bit ops): a
-// filter being grown is filled by a scan on a reader thread and by the writer at once.
+// filter being grown is filled by the growth scan's thread and by the writer at once.
 
 #include <atomic>
 #include <cstddef>
@@ -25,9 +25,8 @@ namespace chat4all::sqlite {
 class known_ids {
  public:
   // Room for `expected` ids at ~0.3 % false positives (16 bits and 4 probes per id, in one
-  // cache line), at least
-  // min_capacity ids, at most 64 Mi ids (128 MiB); beyond capacity() the false-positive rate
-  // rises.
+  // cache line), at least min_capacity ids, at most 64 Mi ids (128 MiB); beyond capacity()
+  // the false-positive rate rises.
   explicit known_ids(std::size_t expected, std::size_t min_capacity = default_min_capacity);
   void add(const uuid& id) noexcept;
   bool may_contain(const uuid& id) const noexcept;

@@ -66,7 +66,7 @@ struct sqlite_store::impl {
   mutable std::mutex known_mu_;
   std::shared_ptr<sqlite::known_ids> known_;
   std::shared_ptr<sqlite::known_ids> growing_;  // being filled by grow_known()
-  std::thread grower_;                          // its scan (scan_into)
+  std::thread grower_;                          // its scan (grow_into)
   std::atomic<bool> closing_{false};
   const std::size_t filter_min_;
 
@@ -75,24 +75,48 @@ struct sqlite_store::impl {
     return known_;
   }
 
-  // Every message_id in the table, read on `c` (the writer at startup, a reader when growing).
-  static void add_all_ids(sqlite::connection& c, sqlite::known_ids& k) {
-    static constexpr const char* ids_sql = "SELECT message_id FROM messages";
-    auto st = c.prepare(ids_sql);
-    while (st.step()) k.add(uuid::from_raw(st.blob(0)));
+  // Adds every message_id in the table to `k`: in chunks of ids in key order, each chunk its
+  // own short read transaction, so no reader holds the WAL back for the whole scan. Ids
+  // committed between chunks are the writer's to add (see grow_known). False when the store
+  // began closing first.
+  bool scan_ids(sqlite::connection& c, sqlite::known_ids& k) {
+    static constexpr const char* chunk_sql =
+        "SELECT message_id FROM messages WHERE message_id > ?1 ORDER BY message_id LIMIT ?2";
+    // A quarter of the smallest filter, at most 50,000 ids (tests with small filters see
+    // several chunks).
+    const auto chunk =
+        static_cast<std::int64_t>(std::clamp<std::size_t>(filter_min_ / 4, 16, 50'000));
+    std::string last;  // the empty blob sorts before every id
+    for (;;) {
+      if (closing_.load(std::memory_order_relaxed)) return false;
+      std::int64_t n = 0;
+      sqlite::transaction tx(c, sqlite::tx_kind::read);
+      {
+        auto st = c.prepare(chunk_sql);
+        st.bind_blob(1, last).bind(2, chunk);
+        while (st.step()) {
+          const auto id = st.blob(0);
+          k.add(uuid::from_raw(id));
+          if (++n == chunk) last.assign(id);
+        }
+      }
+      tx.commit();
+      if (n < chunk) return true;
+    }
   }
 
   // Writer thread, at startup: a filter holding every message_id in the table, with room to
-  // grow.
+  // grow. Sized from the largest rowid (rowids only grow, so it bounds the row count) rather
+  // than count(*), which would read the whole table before the scan reads it again.
   void load_known(sqlite::connection& c) {
-    static constexpr const char* count_sql = "SELECT count(*) FROM messages";
+    static constexpr const char* rows_sql = "SELECT coalesce(max(id), 0) FROM messages";
     std::size_t n = 0;
     {
-      auto st = c.prepare(count_sql);
+      auto st = c.prepare(rows_sql);
       if (st.step()) n = static_cast<std::size_t>(st.int64(0));
     }
     auto k = std::make_shared<sqlite::known_ids>(2 * n, filter_min_);
-    add_all_ids(c, *k);
+    scan_ids(c, *k);
     std::lock_guard lk(known_mu_);
     known_ = std::move(k);
   }
@@ -112,77 +136,52 @@ struct sqlite_store::impl {
       for (const auto& id : ids) next->add(id);
       return;
     }
-    // Past its capacity the filter answers "maybe" more and more often: grow it.
+    // Past its capacity the filter answers "maybe" more and more often: grow it, four times
+    // over (each growth rescans the whole table: fewer, bigger steps cost less in all).
     if (k->added() > k->capacity() && k->capacity() < sqlite::known_ids::max_capacity)
-      grow_known(k->added());
+      grow_known(4 * k->capacity());
   }
 
-  // Writer thread. Builds a filter twice as big in the background while the writer goes on
-  // (a scan of millions of ids on the writer stopped every insert for a second or more).
+  // Writer thread. Builds a filter of `capacity` ids in the background while the writer goes
+  // on (a scan of millions of ids on the writer stopped every insert for a second or more).
   // Nothing is missed: the new filter exists before the scan starts, and from then on
   // remember() adds every committed id to both filters; an id in both the scan and a later
   // add is set twice (harmless). Until the scan is done, the old filter answers.
-  void grow_known(std::size_t ids) {
-    auto next = std::make_shared<sqlite::known_ids>(2 * ids, filter_min_);
+  void grow_known(std::size_t capacity) {
+    auto next = std::make_shared<sqlite::known_ids>(capacity, filter_min_);
     {
       std::lock_guard lk(known_mu_);
       growing_ = next;
     }
     if (grower_.joinable()) grower_.join();  // the last growth is over (growing_ was empty)
-    grower_ = std::thread([this, next = std::move(next)] { scan_into(next); });
+    grower_ = std::thread([this, next = std::move(next)] { grow_into(next); });
   }
 
-  // The growth scan, on a thread of its own at the lowest priority (nice 19), in chunks of
-  // ids in key order, each chunk its own short read transaction: under full load it takes
-  // what the other threads leave (on 2 busy cores a 4 M-id scan took a whole core for a
-  // second: every request waited), and no read transaction holds the WAL back meanwhile.
-  // Ids committed between chunks are added by the writer (see grow_known).
-  void scan_into(const std::shared_ptr<sqlite::known_ids>& next) {
+  // The growth scan, on a thread of its own at the lowest priority (nice 19): under full
+  // load it takes what the other threads leave (on 2 busy cores a 4 M-id scan took a whole
+  // core for a second, and every request waited).
+  void grow_into(const std::shared_ptr<sqlite::known_ids>& next) {
     name_this_thread("c4a-sql-grow");
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
-    static constexpr const char* chunk_sql =
-        "SELECT message_id FROM messages WHERE message_id > ?1 ORDER BY message_id LIMIT ?2";
-    // A quarter of the smallest filter, at most 50,000 ids (tests with small filters see
-    // several chunks).
-    const auto chunk =
-        static_cast<std::int64_t>(std::clamp<std::size_t>(filter_min_ / 4, 16, 50'000));
+    bool done = false;
     try {
       sqlite::connection conn(path_, reader_opts_);
-      std::string last;  // the empty blob sorts before every id
-      for (;;) {
-        if (closing_.load(std::memory_order_relaxed)) throw std::runtime_error("store closing");
-        std::int64_t n = 0;
-        sqlite::transaction tx(conn, sqlite::tx_kind::read);
-        {
-          auto st = conn.prepare(chunk_sql);
-          st.bind_blob(1, last).bind(2, chunk);
-          while (st.step()) {
-            const auto id = st.blob(0);
-            next->add(uuid::from_raw(id));
-            if (++n == chunk) last.assign(id);
-          }
-        }
-        tx.commit();
-        if (n < chunk) break;
-      }
-      std::lock_guard lk(known_mu_);
-      known_ = next;
-      growing_.reset();
+      done = scan_ids(conn, *next);
     } catch (const std::exception& e) {
       // The old filter keeps answering (more false positives, never a wrong "absent");
       // a later insert tries again.
-      if (!closing_)
-        log::warn("sqlite: growing the message_id filter stopped", {{"reason", e.what()}});
-      std::lock_guard lk(known_mu_);
-      growing_.reset();
+      log::warn("sqlite: growing the message_id filter failed", {{"reason", e.what()}});
     }
+    std::lock_guard lk(known_mu_);
+    if (done) known_ = next;
+    growing_.reset();
   }
 
   impl(std::string path, const storage_config& cfg, bool sole_writer, std::size_t filter_min)
       : path_(std::move(path)),
-        filter_min_(filter_min),
         pool_(static_cast<std::size_t>(std::max(cfg.worker_threads, 1))),
-        sole_writer_(sole_writer) {
+        sole_writer_(sole_writer),
+        filter_min_(filter_min) {
     name_pool_threads(pool_, static_cast<std::size_t>(std::max(cfg.worker_threads, 1)),
                       "c4a-sql-read");
     name_pool_threads(writer_thread_, 1, "c4a-sql-writer");

@@ -49,9 +49,10 @@ class sqlite_store final : public store {
                std::size_t id_filter_min_ids = 0);
   ~sqlite_store() override;
   sqlite_store(const sqlite_store&) = delete;
+  sqlite_store& operator=(const sqlite_store&) = delete;
+
   // Ids the message_id filter holds without losing precision (0: no filter). Diagnostics.
   std::size_t id_filter_capacity() const;
-  sqlite_store& operator=(const sqlite_store&) = delete;
 
   // store
   task<result<int>> migrate() override;
