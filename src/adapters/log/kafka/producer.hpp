@@ -81,8 +81,8 @@ class producer {
   std::shared_ptr<instance> inst_;  // guarded by produce_mu_
   std::once_flag stop_once_;
   std::atomic<std::uint64_t> restarts_{0};
-  std::uint64_t generations_ =
-      0;  // instances made (make_instance runs under produce_mu_ or in the constructor)
+  // Instances made (make_instance runs under produce_mu_ or in the constructor).
+  std::uint64_t generations_ = 0;
 
   // Blocking Admin API calls awaited by append(), and the closing of failed instances.
   boost::asio::thread_pool admin_{1};
