@@ -3,6 +3,7 @@
 #include "api/handlers.hpp"
 #include "api/json_output.hpp"
 #include "api/route_table.hpp"
+#include "obs/process_memory.hpp"
 
 namespace chat4all::api {
 namespace json = boost::json;
@@ -36,6 +37,7 @@ awaitable<response> do_metrics(api_services& s, request_context& ctx) {
   response res{http::status::ok, ctx.req.version()};
   res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
   res.keep_alive(ctx.req.keep_alive());
+  obs::update_process_memory_metrics(s.metrics);
   res.body() = s.metrics.render();
   res.prepare_payload();
   co_return res;
