@@ -27,6 +27,7 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "api/http_util.hpp"
@@ -50,7 +51,12 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 struct conn_state {
   beast::tcp_stream* stream = nullptr;
   bool idle = false;  // waiting for the first byte of a request: safe to close on drain
+  std::string out;    // a response's bytes (serialize_simple), its capacity kept between requests
 };
+
+// Responses up to this size are written from one buffer (serialize_simple); larger ones (history
+// pages, documents) go through Beast's serializer without the extra copy.
+constexpr std::size_t simple_write_max_body = 16 * 1024;
 
 struct worker {
   // Declared before ioc: destroying ioc destroys suspended sessions, which unlink here.
@@ -604,7 +610,14 @@ asio::awaitable<bool> http_server::impl::serve_one(worker& w, conn_state& st,
   bool keep = req.keep_alive() && res->keep_alive() && !close_after && !stopping_.load();
   res->keep_alive(keep);
   stream.expires_after(std::chrono::seconds(cfg_.read_timeout_s));
-  auto [wec, wn] = co_await http::async_write(stream, *res, nothrow);
+  boost::system::error_code wec;
+  st.out.clear();
+  if (serialize_simple(*res, st.out, simple_write_max_body)) {
+    std::tie(wec, std::ignore) = co_await asio::async_write(stream, asio::buffer(st.out), nothrow);
+    if (st.out.capacity() > 4 * simple_write_max_body) std::string().swap(st.out);
+  } else {
+    std::tie(wec, std::ignore) = co_await http::async_write(stream, *res, nothrow);
+  }
 
   double seconds = std::chrono::duration<double>(steady::now() - t0).count();
   count(rs, res->result_int(), seconds);

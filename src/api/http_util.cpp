@@ -151,4 +151,31 @@ void finalize(response& res, const request& req, const std::string& request_id) 
   }
 }
 
+bool serialize_simple(const response& res, std::string& out, std::size_t max_body) {
+  if (res.chunked() || !res.has_content_length() || res.body().size() > max_body) return false;
+  if (res.version() != 11 && res.version() != 10) return false;
+  const unsigned code = res.result_int();
+  if (code < 100 || code > 999) return false;
+  out.append(res.version() == 11 ? "HTTP/1.1 " : "HTTP/1.0 ");
+  const char digits[3] = {static_cast<char>('0' + code / 100),
+                          static_cast<char>('0' + code / 10 % 10),
+                          static_cast<char>('0' + code % 10)};
+  out.append(digits, 3);
+  out.push_back(' ');
+  const auto reason = res.reason();
+  out.append(reason.data(), reason.size());
+  out.append("\r\n");
+  for (const auto& f : res) {
+    const auto name = f.name_string();
+    const auto value = f.value();
+    out.append(name.data(), name.size());
+    out.append(": ");
+    out.append(value.data(), value.size());
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+  out.append(res.body());
+  return true;
+}
+
 }  // namespace chat4all::api

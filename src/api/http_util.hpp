@@ -43,4 +43,11 @@ bool is_malformed(const boost::system::error_code& ec);
 // and fixes the framing headers (body-less statuses carry no body nor Content-Length).
 void finalize(response& res, const request& req, const std::string& request_id);
 
+// The bytes Beast's serializer would write for `res` (status line, fields in order, blank
+// line, body), appended to `out` in one piece so the whole response leaves in one write
+// without the serializer's buffer sequences. Only for the common shape: a Content-Length,
+// not chunked, a body of at most `max_body` bytes; returns false (out untouched) otherwise,
+// and the caller writes through Beast.
+bool serialize_simple(const response& res, std::string& out, std::size_t max_body);
+
 }  // namespace chat4all::api
