@@ -3,9 +3,15 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdio>
 
 #include "obs/metrics.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+// From the sanitizer runtime (declared here: Debian's gcc does not install its header).
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
+#endif
 
 namespace chat4all::obs {
 
@@ -18,7 +24,10 @@ process_memory read_process_memory() {
       m.resident_bytes = resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
     std::fclose(f);
   }
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer replaces the allocator (mallinfo2 reports zeros under it).
+  m.heap_in_use_bytes = __sanitizer_get_current_allocated_bytes();
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   const struct mallinfo2 mi = ::mallinfo2();
   m.heap_in_use_bytes = mi.uordblks + mi.hblkhd;
 #endif

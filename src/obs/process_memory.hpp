@@ -5,7 +5,7 @@
 // * resident: pages the kernel has given the process (VmRSS). The allocator keeps freed
 //   memory mapped, so this is a high-water mark: it rises with fragmentation and rarely falls.
 // * heap in use: bytes the allocator has handed out and not had back (glibc mallinfo2: arena
-//   chunks in use plus mmapped chunks). This is what the server holds right now, so it is the
+//   chunks in use plus mmapped chunks; under AddressSanitizer, its own allocator's count). This is what the server holds right now, so it is the
 //   figure that shows whether a queue or a cache stays within its bound.
 
 #include <cstdint>
