@@ -39,7 +39,7 @@ void update_process_memory_metrics(metrics_registry& reg) {
       "Resident memory of the process (VmRSS): a high-water mark, the allocator keeps freed "
       "pages";
   static constexpr const char* heap_help =
-      "Bytes the allocator has handed out and not had back (mallinfo2 uordblks + hblkhd)";
+      "Bytes the allocator has handed out and not had back (glibc mallinfo2 uordblks + hblkhd)";
   const auto m = read_process_memory();
   reg.gauge("process_resident_memory_bytes", rss_help).set(static_cast<double>(m.resident_bytes));
   reg.gauge("chat4all_heap_in_use_bytes", heap_help).set(static_cast<double>(m.heap_in_use_bytes));
