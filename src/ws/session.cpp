@@ -267,6 +267,7 @@ task<void> session::handle(std::string_view text) {
         co_await reply_error(m.err(), name);
         co_return;
       }
+      choose_subscribed(conv, true);
       if (add_subscription(conv)) co_await join_now(conv);
       {
         auto out = subscription_event(true, conv, now());
@@ -275,6 +276,7 @@ task<void> session::handle(std::string_view text) {
       co_return;
     }
     case action_kind::unsubscribe:
+      choose_subscribed(conv, false);
       if (remove_subscription(conv)) {
         std::vector<std::string> gone{conversation_channel(conv)};
         gw_.channels.leave(std::move(gone), id_);
@@ -299,6 +301,7 @@ task<void> session::resume(conversation_id conv, seq_t after_seq) {
     co_return;
   }
   // Live first, so that nothing published after the replay's last read can be missed.
+  choose_subscribed(conv, true);
   if (add_subscription(conv)) co_await join_now(conv);
   seam* s = seam_for(conv);
   if (s) {
@@ -367,7 +370,8 @@ void session::on_event(const event_ptr& ev) {
   const auto& i = ev->info;
   switch (i.kind) {
     case event_kind::conversation_created:
-      if (i.conversation > 0 && add_subscription(i.conversation))
+      if (i.conversation > 0 && !dropped_by_client(i.conversation) &&
+          add_subscription(i.conversation))
         spawn(join_conversation(shared_from_this(), i.conversation));
       push(ev);
       return;
@@ -608,6 +612,17 @@ bool session::remove_subscription(conversation_id c) {
   if (it == subs_.end() || *it != c) return false;
   subs_.erase(it);
   return true;
+}
+
+void session::choose_subscribed(conversation_id c, bool yes) {
+  auto it = std::lower_bound(dropped_.begin(), dropped_.end(), c);
+  const bool there = it != dropped_.end() && *it == c;
+  if (yes && there) dropped_.erase(it);
+  if (!yes && !there) dropped_.insert(it, c);
+}
+
+bool session::dropped_by_client(conversation_id c) const {
+  return std::binary_search(dropped_.begin(), dropped_.end(), c);
 }
 
 session::seam* session::seam_for(conversation_id c) {

@@ -111,6 +111,9 @@ class session final : public listener, public std::enable_shared_from_this<sessi
   bool subscribed(conversation_id c) const;
   bool add_subscription(conversation_id c);
   bool remove_subscription(conversation_id c);
+  // The client's own choice (subscribe / resume, unsubscribe), remembered for late events.
+  void choose_subscribed(conversation_id c, bool yes);
+  bool dropped_by_client(conversation_id c) const;
   seam* seam_for(conversation_id c);
   timestamp_us now() const { return gw_.svc.clk.now_us(); }
 
@@ -125,6 +128,9 @@ class session final : public listener, public std::enable_shared_from_this<sessi
   boost::asio::steady_timer room_;            // wakes a replay waiting for queue room (cancel)
   boost::asio::steady_timer close_deadline_;  // burst check, then the close deadline
   std::vector<conversation_id> subs_;         // sorted
+  // Sorted: conversations the client unsubscribed from. A conversation.created that arrives
+  // later (relayed through the outbox in cluster mode) must not subscribe them again.
+  std::vector<conversation_id> dropped_;
   std::vector<std::pair<conversation_id, std::unique_ptr<seam>>> seams_;
   timestamp_us writing_since_ = 0;
   int helpers_ = 0;

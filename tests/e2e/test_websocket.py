@@ -542,6 +542,37 @@ class SlowReaderTest(WsCase):
         self.assertLess(growth_mib, 10, "the server held the flood for a stalled client")
 
 
+class LateConversationEventTest(WsCase):
+    # In cluster mode conversation.created travels through the outbox and its relay; a slow
+    # relay pass (3 s here) makes it reach the client after the client's unsubscribe, as a
+    # busy relay does (CI saw it: the event subscribed the connection again).
+    server_env = {**WS_TEST_ENV, "CHAT4ALL_RELAY_POLL_MS": "3000"}
+
+    def test_a_late_conversation_created_does_not_undo_an_unsubscribe(self):
+        a, b = User(self.api, "a"), User(self.api, "b")
+        wb = self.ws(b)  # connected before the conversation exists
+        conv = create_conversation(self.api, a.token, [b.id], "private")["id"]
+        wb.send_json({"action": "unsubscribe", "conversation_id": conv})
+        wb.wait_type("unsubscribed", BOUND_S, conversation_id=conv)
+        # The creation event arrives (before or after the unsubscribe): it is news, shown as
+        # such, but the client's choice stands.
+        wb.wait_for(lambda e: e["type"] == "conversation.created" and e["conversation"]["id"] == conv,
+                    15, "conversation.created")
+        other = self.ws(b)  # b's other device lists the conversation: subscribed
+        send_text(self.api, a.token, conv, "while away")
+        other.wait_for(lambda e: created(e, conv, "while away"), BOUND_S)
+        # An answer to an action comes after every event queued for the connection before it.
+        wb.send_json({"action": "unsubscribe", "conversation_id": conv})
+        wb.wait_type("unsubscribed", BOUND_S, conversation_id=conv)
+        self.assertFalse([e for e in wb.backlog if created(e, conv, "while away")],
+                         "an unsubscribed connection got the conversation's messages")
+        # Subscribing again is the client's choice, and works.
+        wb.send_json({"action": "subscribe", "conversation_id": conv})
+        wb.wait_type("subscribed", BOUND_S, conversation_id=conv)
+        send_text(self.api, a.token, conv, "back")
+        wb.wait_for(lambda e: created(e, conv, "back"), BOUND_S)
+
+
 class ManyConnectionsTest(ServerTestCase):
     """A small version of tools/ws/scale.py: 500 connections of 10 users, every one of them
     receives every message of its user's conversations (the full 10,000 run is in
