@@ -47,6 +47,21 @@ bool offers(std::string_view protocols, std::string_view want) {
   }
   return false;
 }
+// A sorted vector used as a small set: true when it changed.
+bool sorted_insert(std::vector<conversation_id>& v, conversation_id c) {
+  auto it = std::lower_bound(v.begin(), v.end(), c);
+  if (it != v.end() && *it == c) return false;
+  v.insert(it, c);
+  return true;
+}
+
+bool sorted_erase(std::vector<conversation_id>& v, conversation_id c) {
+  auto it = std::lower_bound(v.begin(), v.end(), c);
+  if (it == v.end() || *it != c) return false;
+  v.erase(it);
+  return true;
+}
+
 }  // namespace
 
 // Counts the helper coroutines (writer, heartbeat, closer, joins) so that teardown can wait
@@ -275,7 +290,14 @@ task<void> session::handle(std::string_view text) {
       }
       co_return;
     }
-    case action_kind::unsubscribe:
+    case action_kind::unsubscribe: {
+      // Membership checked like subscribe: what the session remembers of the client's choice
+      // (dropped_) is bounded by the user's conversations, not by the ids a client can send.
+      auto m = co_await gw_.svc.members.require_member(conv, who_.id);
+      if (!m) {
+        co_await reply_error(m.err(), name);
+        co_return;
+      }
       choose_subscribed(conv, false);
       if (remove_subscription(conv)) {
         std::vector<std::string> gone{conversation_channel(conv)};
@@ -286,6 +308,7 @@ task<void> session::handle(std::string_view text) {
         co_await reply(std::move(out));
       }
       co_return;
+    }
     case action_kind::resume:
       co_await resume(conv, a->after_seq);
       co_return;
@@ -601,24 +624,18 @@ bool session::subscribed(conversation_id c) const {
 }
 
 bool session::add_subscription(conversation_id c) {
-  auto it = std::lower_bound(subs_.begin(), subs_.end(), c);
-  if (it != subs_.end() && *it == c) return false;
-  subs_.insert(it, c);
-  return true;
+  return sorted_insert(subs_, c);
 }
 
 bool session::remove_subscription(conversation_id c) {
-  auto it = std::lower_bound(subs_.begin(), subs_.end(), c);
-  if (it == subs_.end() || *it != c) return false;
-  subs_.erase(it);
-  return true;
+  return sorted_erase(subs_, c);
 }
 
 void session::choose_subscribed(conversation_id c, bool yes) {
-  auto it = std::lower_bound(dropped_.begin(), dropped_.end(), c);
-  const bool there = it != dropped_.end() && *it == c;
-  if (yes && there) dropped_.erase(it);
-  if (!yes && !there) dropped_.insert(it, c);
+  if (yes)
+    sorted_erase(dropped_, c);
+  else
+    sorted_insert(dropped_, c);
 }
 
 bool session::dropped_by_client(conversation_id c) const {

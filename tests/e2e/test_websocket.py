@@ -220,6 +220,12 @@ class WebSocketTest(WsCase):
         self.assertEqual(wc.wait_type("error", BOUND_S)["code"], "forbidden")
         wc.send_json({"action": "subscribe", "conversation_id": 987654321})
         self.assertEqual(wc.wait_type("error", BOUND_S)["code"], "not_found")
+        # Unsubscribe checks membership too (the session remembers it: no unbounded memory
+        # from ids a client makes up).
+        wc.send_json({"action": "unsubscribe", "conversation_id": conv})
+        self.assertEqual(wc.wait_type("error", BOUND_S)["code"], "forbidden")
+        wc.send_json({"action": "unsubscribe", "conversation_id": 987654321})
+        self.assertEqual(wc.wait_type("error", BOUND_S)["code"], "not_found")
         wc.send_json({"action": "resume", "conversation_id": conv, "after_seq": 0})
         self.assertEqual(wc.wait_type("error", BOUND_S)["code"], "forbidden")
 
