@@ -341,6 +341,66 @@ TEST(embedded_log, appends_queued_during_an_fsync_are_committed_together) {
   EXPECT_EQ(s.fsyncs, s.batches);
 }
 
+TEST(embedded_log, the_appends_of_one_event_loop_turn_wake_the_writer_once) {
+  // All appends started by the handlers ready in one turn of an event loop go out in one
+  // batch: the writer is woken once, after them, not by the first of them.
+  temp_dir dir;
+  embedded_log log(dir.str(), log_config{});
+  asio::io_context ioc;
+  int done = 0;
+  for (int i = 0; i < 20; ++i) {
+    asio::co_spawn(
+        ioc,
+        [](embedded_log* log, int i, int* done) -> asio::awaitable<void> {
+          EXPECT_TRUE(co_await log->append("m", values(i, 1)));
+          ++*done;
+        }(&log, i, &done),
+        asio::detached);
+  }
+  ioc.run();
+  EXPECT_EQ(done, 20);
+  const auto s = log.stats();
+  EXPECT_EQ(s.appends, 20u);
+  EXPECT_EQ(s.batches, 1u);
+  EXPECT_EQ(s.fsyncs, 1u);
+  expect_sequence(read_all(log, "m", "g"), 0, 20);
+}
+
+// Starts one append on `ioc` and runs it only up to its wait: its wake-up stays queued on
+// `ioc`, never run. Expects the writer to take the append anyway, then completes it.
+void expect_written_without_its_wake_up(embedded_log& log, int value) {
+  asio::io_context ioc;
+  std::optional<bool> ok;
+  asio::co_spawn(
+      ioc,
+      [](embedded_log* log, int value, std::optional<bool>* ok) -> asio::awaitable<void> {
+        *ok = static_cast<bool>(co_await log->append("m", values(value, 1)));
+      }(&log, value, &ok),
+      asio::detached);
+  const auto before = log.stats().appends;
+  ASSERT_EQ(ioc.poll_one(), 1u);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (log.stats().appends == before && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(log.stats().appends, before + 1) << "the writer never took the append";
+  EXPECT_FALSE(ok.has_value());  // its completion waits for the loop, like the wake-up
+  ioc.run();
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_TRUE(*ok);
+}
+
+TEST(embedded_log, an_append_whose_wake_up_never_runs_is_still_written) {
+  // The wake-up is posted to the appending coroutine's event loop; if that loop never runs
+  // it (stopped, or busy for long), the writer still finds the append: by its idle poll
+  // while recently busy, and woken by the append itself after a long idle time.
+  temp_dir dir;
+  embedded_log log(dir.str(), log_config{});
+  expect_written_without_its_wake_up(log, 0);
+  std::this_thread::sleep_for(1200ms);  // past the writer's polling second
+  expect_written_without_its_wake_up(log, 1);
+  expect_sequence(read_all(log, "m", "g"), 0, 2);
+}
+
 TEST(embedded_log, a_full_queue_makes_appends_wait_and_loses_nothing) {
   temp_dir dir;
   log_config cfg;

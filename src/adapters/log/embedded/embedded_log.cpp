@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -184,8 +185,11 @@ asio::awaitable<result<void>> embedded_log::append(std::string topic,
   append_outcome out =
       co_await asio::async_initiate<decltype(asio::use_awaitable), void(append_outcome)>(
           [&core, &req](auto handler) {
+            auto ex = asio::get_associated_executor(handler);
             req.done = make_completion<append_outcome>(std::move(handler));
-            core->submit(std::move(req));
+            // Woken after the work already queued on this loop: that work's appends join
+            // this one's batch (see log_core::submit).
+            if (core->submit(std::move(req))) asio::post(ex, [core] { core->wake(); });
           },
           asio::use_awaitable);
   if (out.code != errc::ok) co_return error(out.code, std::move(out.message));

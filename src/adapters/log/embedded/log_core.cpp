@@ -19,6 +19,11 @@ namespace {
 // The writer takes at most this many framed bytes per batch (besides max_batch_records), so
 // one batch's buffer stays small.
 constexpr std::size_t max_batch_bytes = 16 * 1024 * 1024;
+// An idle writer looks at its queue this often on its own, so an append whose promised
+// wake() is late (its event loop busy) or never comes (the loop stopped) is not stranded.
+constexpr std::chrono::milliseconds idle_poll{5};
+// After this long without appends it stops polling and sleeps until submit() wakes it.
+constexpr std::chrono::seconds deep_sleep_after{1};
 
 std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
@@ -66,22 +71,36 @@ bool log_core::fits_locked(const append_request& r) const {
                             queued_bytes_ + r.bytes <= max_queued_bytes_);
 }
 
-void log_core::submit(append_request r) {
+bool log_core::submit(append_request r) {
   std::unique_lock lk(mu_);
   if (stopping_) {
     lk.unlock();
     r.done->complete({errc::unavailable, "log stopped"});
-    return;
+    return false;
   }
   // FIFO: once anything is parked, newcomers park behind it.
   if (!parked_.empty() || !fits_locked(r)) {
     parked_.push_back(std::move(r));
-    return;
+    return false;  // the writer admits it when it takes the queue ahead of it
   }
   queued_records_ += r.records.size();
   queued_bytes_ += r.bytes;
   queue_.push_back(std::move(r));
-  lk.unlock();
+  if (writer_asleep_) {  // idle for long: no poll would find this append, wake it now
+    lk.unlock();
+    cv_.notify_one();
+    return false;
+  }
+  if (wake_promised_) return false;
+  wake_promised_ = true;
+  return true;
+}
+
+void log_core::wake() {
+  {
+    std::lock_guard lk(mu_);
+    wake_promised_ = false;
+  }
   cv_.notify_one();
 }
 
@@ -133,8 +152,21 @@ void log_core::run_writer() {
   for (;;) {
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [this] { return stopping_ || !queue_.empty(); });
+      auto ready = [this] { return stopping_ || !queue_.empty(); };
+      const auto idle_since = std::chrono::steady_clock::now();
+      while (!ready()) {
+        if (std::chrono::steady_clock::now() - idle_since < deep_sleep_after) {
+          cv_.wait_for(lk, idle_poll);
+        } else {
+          writer_asleep_ = true;
+          cv_.wait(lk);
+          writer_asleep_ = false;
+        }
+      }
       if (stopping_) return;
+      // What is queued now goes into this batch: a wake() still to come has nothing left to
+      // announce, and the next submit() must promise a new one.
+      wake_promised_ = false;
       std::size_t records = 0, bytes = 0;
       while (!queue_.empty()) {
         append_request& r = queue_.front();
