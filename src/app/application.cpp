@@ -20,6 +20,7 @@
 #include "api/http_server.hpp"
 #include "api/route_table.hpp"
 #include "app/adapters.hpp"
+#include "app/dependency_monitor.hpp"
 #include "core/crypto.hpp"
 #include "core/thread_name.hpp"
 #include "domain/auth_service.hpp"
@@ -238,6 +239,12 @@ int serve(config cfg) {
                                  return {"down", false};
                                }});
   }
+  // The blob store (S3/MinIO, or the local directory), checked every 2 s. Down, only uploads
+  // and downloads fail: the process stays ready and /readyz shows why.
+  dependency_monitor blob_health(
+      "blobs", [&blobs = *blobs_ptr] { return blobs.ping(); }, std::chrono::seconds(2),
+      /*ready_when_down=*/true);
+  services.probes.push_back({"blobs", [&blob_health] { return blob_health.state(); }});
   // Declared before the server: its connections run on the server's I/O threads.
   std::optional<ws::gateway> gateway;
   if (runs_api) {
@@ -256,8 +263,8 @@ int serve(config cfg) {
   pipeline_ctx.restart();
   auto work = asio::make_work_guard(pipeline_ctx);  // keeps run() alive in api-only roles
   // The loop ends when every stage that runs here has stopped.
-  int stages =
-      (router ? 1 : 0) + (relay ? 1 : 0) + (forwarder ? 1 : 0) + (merger ? 1 : 0) + (gc ? 1 : 0);
+  int stages = 1 /* blob_health */ + (router ? 1 : 0) + (relay ? 1 : 0) + (forwarder ? 1 : 0) +
+               (merger ? 1 : 0) + (gc ? 1 : 0);
   auto stage_done = [&work, &stages](const char* what) {
     return [&work, &stages, what](std::exception_ptr ep) {
       if (--stages == 0) work.reset();
@@ -274,6 +281,7 @@ int serve(config cfg) {
   if (forwarder) asio::co_spawn(pipeline_ctx, forwarder->run(), stage_done("forwarder"));
   if (merger) asio::co_spawn(pipeline_ctx, merger->run(), stage_done("merger"));
   if (gc) asio::co_spawn(pipeline_ctx, gc->run(), stage_done("upload gc"));
+  asio::co_spawn(pipeline_ctx, blob_health.run(), stage_done("blob health"));
   asio::signal_set signals(pipeline_ctx, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
@@ -288,6 +296,7 @@ int serve(config cfg) {
     if (forwarder) forwarder->stop();
     if (merger) merger->stop();
     if (gc) gc->stop();
+    blob_health.stop();
     if (stages == 0) work.reset();
   });
   ready = true;

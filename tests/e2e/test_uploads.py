@@ -525,5 +525,72 @@ class UploadRedirectTest(UploadCase):
         self.assertEqual(self.download_bytes(eve, up["upload_id"])[0], 403)
 
 
+def blobs_state(api: Api) -> tuple[int, dict]:
+    """GET /readyz once the blob store's first check is in: (status, body)."""
+    last = None
+
+    def checked():
+        nonlocal last
+        last = api.get("/readyz")
+        return last.json["dependencies"].get("blobs") not in (None, "starting")
+
+    wait_for(checked, timeout=15, what="the first check of the blob store")
+    return last.status, last.json
+
+
+class BlobReadinessTest(UploadCase):
+    """GET /readyz names the blob store's state; the class's own store answers."""
+
+    server_env = s3_env("ready")
+
+    def test_the_blob_store_is_ok(self):
+        status, body = blobs_state(self.api)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["status"], "ready", body)
+        self.assertEqual(body["dependencies"]["blobs"], "ok", body)
+
+
+class BlobStoreDownTest(UploadCase):
+    """An S3 endpoint that refuses connections: /readyz shows the store down but the process
+    stays ready (messages go on); uploads answer 503 with Retry-After, nothing is half-made."""
+
+    server_env = {
+        "CHAT4ALL_BLOBS_BACKEND": "s3",
+        "CHAT4ALL_BLOBS_S3_ENDPOINT": "http://127.0.0.1:9",  # discard port: nobody listens
+        "CHAT4ALL_BLOBS_S3_BUCKET": "chat4all",
+        "CHAT4ALL_BLOBS_S3_ACCESS_KEY": "test",
+        "CHAT4ALL_BLOBS_S3_SECRET_KEY": "test-secret",
+    }
+
+    def test_ready_with_the_store_down_and_uploads_refused(self):
+        status, body = blobs_state(self.api)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["status"], "ready", body)
+        self.assertTrue(body["dependencies"]["blobs"].startswith("down: unreachable"), body)
+        alice, bob = User(self.api, "alice"), User(self.api, "bob")
+        conv = create_conversation(self.api, alice.token, [bob.id], "private")["id"]
+        r = self.api.post("/v1/files/initiate", token=alice.token,
+                          json={"conversation_id": conv, "filename": "a.bin",
+                                "mime_type": "application/octet-stream", "file_size": 10 * MIB,
+                                "chunk_size": 5 * MIB})
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json["error"]["code"], "service_unavailable", r)
+        self.assertIsNotNone(r.headers.get("Retry-After"), r)
+        self.assertIn("dependency down", self.server.log_tail(200))
+
+
+@unittest.skipUnless(cluster_mode() and os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT"),
+                     "needs MinIO (cluster mode)")
+class BlobBucketMissingTest(UploadCase):
+    """MinIO answers but the bucket is not there: shown as such."""
+
+    server_env = {**s3_env("nobucket"), "CHAT4ALL_BLOBS_S3_BUCKET": "no-such-bucket-" + new_id()[:8]}
+
+    def test_a_missing_bucket_is_named(self):
+        status, body = blobs_state(self.api)
+        self.assertEqual(status, 200, body)
+        self.assertTrue(body["dependencies"]["blobs"].startswith("down: no bucket no-such-bucket-"), body)
+
+
 if __name__ == "__main__":
     unittest.main()

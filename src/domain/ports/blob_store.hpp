@@ -67,6 +67,9 @@ class blob_store {
                                                     std::uint64_t length, byte_sink& sink) = 0;
   // Deletes a completed object (idempotent).
   virtual boost::asio::awaitable<result<void>> remove(std::string key) = 0;
+  // Whether the store can be used now (its directory, its bucket), for GET /readyz: ok, or
+  // unavailable / not_found with the reason. Bounded: answers within a few seconds.
+  virtual boost::asio::awaitable<result<void>> ping() = 0;
   // A time-limited URL a client can GET the object from directly, or nullopt when the adapter
   // has none (fs). `filename` and `content_type` become the response's headers.
   virtual std::optional<std::string> presign_get(const std::string& key, int ttl_s,

@@ -225,6 +225,11 @@ TYPED_TEST(blob_contract, abort_drops_the_parts_and_is_idempotent) {
   EXPECT_EQ(this->read(key, 0, 1).err().code, errc::not_found);
 }
 
+TYPED_TEST(blob_contract, ping_answers_ok_for_a_usable_store) {
+  auto r = run_sync(this->store->ping());
+  EXPECT_TRUE(r) << r.err().message;
+}
+
 TYPED_TEST(blob_contract, unknown_objects_and_a_sink_that_fails) {
   EXPECT_EQ(this->read(this->factory.key("never-written"), 0, 10).err().code, errc::not_found);
   const std::string key = this->factory.key("sink-fails");
@@ -366,6 +371,48 @@ TEST(s3_blob_store_failures, wrong_credentials_and_an_unreachable_endpoint_are_u
   EXPECT_EQ(q.err().code, errc::unavailable);
   string_sink sink;
   auto r = run_sync(down.read(f.key("down"), 0, 10, sink));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, errc::unavailable);
+}
+
+// ping() (GET /readyz) tells the three ways an S3 store is unusable apart, without naming
+// the storage's address.
+TEST(s3_blob_store_failures, ping_names_what_is_wrong) {
+  s3_factory f;
+  f.set_up();
+  if (IsSkipped()) return;
+  auto o = f.o;
+  o.endpoint = "http://127.0.0.1:9";
+  s3_blob_store down(o);
+  auto d = run_sync(down.ping());
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.err().code, errc::unavailable);
+  EXPECT_EQ(d.err().message.rfind("unreachable: ", 0), 0u) << d.err().message;
+  EXPECT_EQ(d.err().message.find("127.0.0.1"), std::string::npos) << d.err().message;
+
+  o = f.o;
+  o.bucket = "no-such-bucket-" + f.prefix.substr(9, 8);
+  s3_blob_store nobucket(o);
+  auto n = run_sync(nobucket.ping());
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.err().code, errc::not_found);
+  EXPECT_EQ(n.err().message, "no bucket " + o.bucket);
+
+  o = f.o;
+  o.secret_key = "not-the-secret";
+  s3_blob_store wrong(o);
+  auto w = run_sync(wrong.ping());
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.err().code, errc::unavailable);
+}
+
+TEST(fs_blob_store_failures, ping_fails_once_the_directory_is_gone) {
+  fs_factory f;
+  f.set_up();
+  auto store = f.make();
+  EXPECT_TRUE(run_sync(store->ping()));
+  f.tear_down();  // removes the directory (as root, a read-only one would still be writable)
+  auto r = run_sync(store->ping());
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, errc::unavailable);
 }

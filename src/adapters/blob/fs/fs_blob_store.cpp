@@ -217,6 +217,16 @@ asio::awaitable<result<void>> fs_blob_store::remove(std::string key) {
   co_return co_await offload(impl_->pool.get_executor(), std::move(rm));
 }
 
+asio::awaitable<result<void>> fs_blob_store::ping() {
+  auto check = [root = impl_->root]() -> result<void> {
+    if (::access(root.c_str(), W_OK | X_OK) != 0)
+      return error(errc::unavailable,
+                   "cannot write " + root.string() + ": " + std::strerror(errno));
+    return ok;
+  };
+  co_return co_await offload(impl_->pool.get_executor(), std::move(check));
+}
+
 asio::awaitable<result<void>> fs_blob_store::read(std::string key, std::uint64_t offset,
                                                   std::uint64_t length, byte_sink& sink) {
   if (!valid_key(key)) co_return error(errc::invalid_input, "invalid blob key");

@@ -35,6 +35,8 @@ class fs_blob_store final : public blob_store {
   boost::asio::awaitable<result<void>> read(std::string key, std::uint64_t offset,
                                             std::uint64_t length, byte_sink& sink) override;
   boost::asio::awaitable<result<void>> remove(std::string key) override;
+  // The root directory exists and is writable.
+  boost::asio::awaitable<result<void>> ping() override;
   std::optional<std::string> presign_get(const std::string& key, int ttl_s,
                                          const std::string& filename,
                                          const std::string& content_type) override;

@@ -66,6 +66,7 @@ struct http_call {
   std::shared_ptr<byte_pipe> upload;    // PUT body, streamed
   std::uint64_t upload_size = 0;        //
   std::shared_ptr<byte_pipe> download;  // 2xx response body, streamed
+  long timeout_ms = 0;                  // the whole request at most (0: no limit but the stall)
 };
 
 struct http_outcome {
@@ -174,6 +175,7 @@ struct s3_blob_store::impl {
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, o.connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, o.stall_timeout_s);
+    if (call.timeout_ms > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, call.timeout_ms);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &out);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -426,6 +428,22 @@ asio::awaitable<result<void>> s3_blob_store::remove(std::string key) {
   auto r = impl::check(out, "DeleteObject");
   if (!r && r.err().code == errc::not_found) co_return ok;
   co_return r;
+}
+
+asio::awaitable<result<void>> s3_blob_store::ping() {
+  http_call call;
+  call.method = http_call::verb::head;
+  call.url = impl_->o.endpoint + "/" + uri_encode(impl_->o.bucket, false);
+  call.timeout_ms = 3000;
+  const auto out = co_await impl_->run(std::move(call));
+  // Not through check(): that logs every failed request, and the caller pings every few
+  // seconds (it logs the changes of state instead).
+  // curl's generic text ("Couldn't connect to server"), not its message: that names the
+  // endpoint, and /readyz is public.
+  if (out.code != CURLE_OK)
+    co_return error(errc::unavailable, std::string("unreachable: ") + curl_easy_strerror(out.code));
+  if (out.status == 404) co_return error(errc::not_found, "no bucket " + impl_->o.bucket);
+  co_return impl::check(out, "HeadBucket");
 }
 
 std::string s3_blob_store::presign(const std::string& key, int ttl_s, std::int64_t now_s,
