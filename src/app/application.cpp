@@ -245,6 +245,13 @@ int serve(config cfg) {
       "blobs", [&blobs = *blobs_ptr] { return blobs.ping(); }, std::chrono::seconds(2),
       /*ready_when_down=*/true);
   services.probes.push_back({"blobs", [&blob_health] { return blob_health.state(); }});
+  // Redis down: events published meanwhile are lost for the other instances' clients, who
+  // catch up with `resume`; REST goes on, so the process stays ready and says so.
+  services.probes.push_back(
+      {"fanout", [&fan = *fan_ptr]() -> api::dependency_state {
+         if (fan.connected()) return {"ok", true};
+         return {"down: not connected to Redis (clients catch up with resume)", true};
+       }});
   // Declared before the server: its connections run on the server's I/O threads.
   std::optional<ws::gateway> gateway;
   if (runs_api) {

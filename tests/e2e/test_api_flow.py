@@ -30,6 +30,12 @@ class ApiFlowTest(ServerTestCase):
         r = self.api.get("/readyz")
         self.assertEqual(r.status, 200, r)
         self.assertIsNotNone(r.headers.get("X-Request-ID"))
+        # Every dependency by name; Redis (cluster mode) may still be connecting at first.
+        r = wait_for(lambda: (lambda x: x if x.json["dependencies"].get("fanout") == "ok" else None)(
+            self.api.get("/readyz")), timeout=15, what="the fan-out connected")
+        deps = r.json["dependencies"]
+        self.assertEqual(deps["startup"], "ok", r)
+        self.assertEqual(deps["store"], "ok", r)
 
     def test_metrics_after_traffic(self):
         a, b = self.alice, self.bob
@@ -445,6 +451,21 @@ class ApiFlowTest(ServerTestCase):
         create_conversation(self.api, b.token, [c.id], "private")
         r = self.api.get("/v1/conversations", token=a.token)
         self.assertEqual([i["conversation_id"] for i in r.json["items"]], [ab])
+
+
+class FanoutDownTest(ServerTestCase):
+    """Redis unreachable: /readyz shows the fan-out down but stays ready, and REST goes on."""
+
+    server_env = {"CHAT4ALL_FANOUT_BACKEND": "redis", "CHAT4ALL_FANOUT_REDIS_URL": "redis://127.0.0.1:9"}
+
+    def test_ready_with_the_fanout_down(self):
+        r = self.api.get("/readyz")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["status"], "ready", r)
+        self.assertTrue(r.json["dependencies"]["fanout"].startswith("down: not connected to Redis"), r)
+        alice, bob = User(self.api, "alice"), User(self.api, "bob")
+        conv = create_conversation(self.api, alice.token, [bob.id], "private")["id"]
+        wait_stored(self.api, alice.token, conv, [send_text(self.api, alice.token, conv, "still here")])
 
 
 class TokenExpiryTest(ServerTestCase):

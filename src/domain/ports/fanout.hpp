@@ -35,6 +35,9 @@ class fanout {
     return true;
   }
   virtual std::unique_ptr<subscription> subscribe(std::string channel, handler h) = 0;
+  // Whether events published now reach every instance's subscribers (GET /readyz): the
+  // in-process adapter always, Redis while both its connections are up. Thread-safe, cheap.
+  virtual bool connected() const { return true; }
 };
 
 }  // namespace chat4all

@@ -219,6 +219,11 @@ TYPED_TEST_P(fanout_contract, has_subscribers_is_true_while_someone_listens) {
   auto s = this->f_->subscribe(ch, c.handler());
   this->factory_.settle();
   EXPECT_TRUE(this->f_->has_subscribers(ch));
+  // A live subscription means the adapter is connected (GET /readyz shows the fan-out ok).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!this->f_->connected() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(this->f_->connected());
 }
 
 REGISTER_TYPED_TEST_SUITE_P(fanout_contract, delivers_to_every_subscriber_of_the_channel_only,

@@ -122,6 +122,17 @@ class redis_fanout_test : public ::testing::Test {
   private_redis redis_;
 };
 
+// Polls `pred` every 10 ms for at most `limit`.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit) {
+  const auto until = steady_clock::now() + limit;
+  while (!pred()) {
+    if (steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
 TEST_F(redis_fanout_test, delivers_again_after_redis_restarts) {
   ASSERT_TRUE(redis_.start());
   redis_fanout f(options());
@@ -130,7 +141,9 @@ TEST_F(redis_fanout_test, delivers_again_after_redis_restarts) {
   f.publish("user:7", "before");
   ASSERT_TRUE(c.wait_until([](const std::string& p) { return p == "before"; }, 5s));
 
+  EXPECT_TRUE(f.connected());
   ASSERT_TRUE(redis_.stop());
+  EXPECT_TRUE(eventually([&] { return !f.connected(); }, 5s)) << "connected() with Redis gone";
   ASSERT_TRUE(redis_.start());
 
   // Both connections must come back and the channel must be subscribed again before a
@@ -143,6 +156,7 @@ TEST_F(redis_fanout_test, delivers_again_after_redis_restarts) {
     delivered = c.wait_until([](const std::string& p) { return p.rfind("after:", 0) == 0; }, 100ms);
   }
   ASSERT_TRUE(delivered) << "no payload delivered within 15 s of Redis restarting";
+  EXPECT_TRUE(eventually([&] { return f.connected(); }, 5s));
   EXPECT_GE(f.stats().reconnects, 2u) << "both connections reconnect";
 
   // After the reconnect the subscription behaves as before: ordered, then unsubscribed.
@@ -173,6 +187,7 @@ TEST_F(redis_fanout_test, publish_stays_bounded_and_non_blocking_while_redis_is_
   EXPECT_LT(steady_clock::now() - t0, 2s);
   EXPECT_EQ(f.stats().dropped, 900u) << "max_pending queued, the rest dropped";
   EXPECT_EQ(f.stats().published, 0u);
+  EXPECT_FALSE(f.connected());
 
   // When Redis comes, the subscription goes live and the queue drains.
   ASSERT_TRUE(redis_.start());

@@ -178,7 +178,10 @@ struct core final : redis_link::listener {
       reconnects.fetch_add(1, std::memory_order_relaxed);
       bump(&link == &pub ? pub_reconnects_metric : sub_reconnects_metric);
     }
-    if (&link == &pub) return flush();
+    if (&link == &pub) {
+      pub_up = true;
+      return flush();
+    }
     set_sub_link(redis_link::state::up);
     std::vector<std::string> names;
     {
@@ -191,6 +194,7 @@ struct core final : redis_link::listener {
 
   void on_down(redis_link& link) override {
     if (&link == &pub) {
+      pub_up = false;
       inflight_bytes = 0;  // every pending PUBLISH has had its NULL reply
       return;
     }
@@ -433,7 +437,8 @@ struct core final : redis_link::listener {
   std::deque<pending_publish> queue;  // under pub_mu
   // Handed to hiredis, reply pending: raised under pub_mu (flush), lowered by the replies.
   std::atomic<std::size_t> inflight{0};
-  bool flush_pending = false;  // under pub_mu: a flush is posted or owed by the replies
+  std::atomic<bool> pub_up{false};  // the PUBLISH connection (the adapter thread sets it)
+  bool flush_pending = false;       // under pub_mu: a flush is posted or owed by the replies
 
   // Adapter thread only.
   redis_link pub, sub;
@@ -493,6 +498,13 @@ std::unique_ptr<fanout::subscription> redis_fanout::subscribe(std::string channe
   auto entry = core_->add(name, s, wait);
   return std::make_unique<fanout_redis::redis_subscription>(core_, std::move(name),
                                                             std::move(entry), std::move(s));
+}
+
+bool redis_fanout::connected() const {
+  auto& c = *core_;
+  if (!c.pub_up.load()) return false;
+  std::lock_guard lk(c.mu);
+  return c.sub_link == fanout_redis::redis_link::state::up;
 }
 
 redis_fanout_stats redis_fanout::stats() const {

@@ -89,6 +89,8 @@ class redis_fanout final : public fanout {
   void publish(std::string channel, std::string payload) override;
   std::unique_ptr<subscription> subscribe(std::string channel, handler h) override;
 
+  // Both connections (PUBLISH and SUBSCRIBE) are up.
+  bool connected() const override;
   redis_fanout_stats stats() const;
 
  private:
