@@ -75,6 +75,17 @@ TEST_F(outbox_contract, enqueued_records_come_back_oldest_first_with_their_topic
   EXPECT_EQ(oldest(2).size(), 2u);
 }
 
+TEST_F(outbox_contract, a_record_keeps_its_traceparent_for_the_relay) {
+  // The relay publishes it as the Kafka header `traceparent` (SPEC §7), as a direct append
+  // would have.
+  const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  ASSERT_TRUE(run_sync(box_->enqueue("messages", {{"7", "a", tp}, {"8", "b"}}, 1)));
+  auto es = oldest();
+  ASSERT_EQ(es.size(), 2u);
+  EXPECT_EQ(es[0].record.traceparent, tp);
+  EXPECT_EQ(es[1].record.traceparent, "");
+}
+
 TEST_F(outbox_contract, removed_entries_are_gone_and_the_rest_keeps_its_order) {
   ASSERT_TRUE(run_sync(box_->enqueue("messages", {{"1", "a"}, {"1", "b"}, {"1", "c"}}, 1)));
   auto es = oldest();

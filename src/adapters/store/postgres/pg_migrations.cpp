@@ -159,6 +159,10 @@ CREATE TABLE outbox_lease(
 );
 INSERT INTO outbox_lease(id) VALUES (1);
 )sql"},
+    // The W3C trace context of an outboxed record, published as its Kafka header.
+    {4, R"sql(
+ALTER TABLE outbox ADD COLUMN traceparent text NOT NULL DEFAULT '';
+)sql"},
 };
 
 // Any constant: the first half of the advisory lock key (the second is the schema's hash).

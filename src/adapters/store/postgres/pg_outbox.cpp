@@ -9,9 +9,9 @@ namespace {
 
 // One statement per enqueue: the rows get increasing ids in array order.
 constexpr const char* enqueue_sql =
-    "INSERT INTO outbox(topic, key, value, created_at) "
-    "SELECT $1, d.key, d.value, $4 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY "
-    "AS d(key, value, n) ORDER BY d.n";
+    "INSERT INTO outbox(topic, key, value, traceparent, created_at) "
+    "SELECT $1, d.key, d.value, d.tp, $5 FROM unnest($2::text[], $3::text[], $4::text[]) "
+    "WITH ORDINALITY AS d(key, value, tp, n) ORDER BY d.n";
 constexpr const char* backlog_sql = "SELECT count(*) FROM outbox";
 // The database's clock decides expiry, so relays on machines with skewed clocks agree.
 constexpr const char* acquire_lease_sql =
@@ -21,7 +21,8 @@ constexpr const char* acquire_lease_sql =
 constexpr const char* release_lease_sql =
     "UPDATE outbox_lease SET holder = '', expires_at = '-infinity' WHERE id = 1 AND holder = $1";
 constexpr const char* oldest_sql =
-    "SELECT id, topic, key, value, attempts, created_at FROM outbox ORDER BY id LIMIT $1";
+    "SELECT id, topic, key, value, attempts, created_at, traceparent FROM outbox ORDER BY id "
+    "LIMIT $1";
 constexpr const char* remove_sql = "DELETE FROM outbox WHERE id = ANY($1::bigint[])";
 constexpr const char* note_failure_sql =
     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1 RETURNING attempts";
@@ -31,15 +32,21 @@ constexpr const char* note_failure_sql =
 void outbox_enqueue(connection& c, const std::string& topic, const std::vector<log_record>& records,
                     timestamp_us now) {
   if (records.empty()) return;
-  std::vector<std::string_view> keys, values;
+  std::vector<std::string_view> keys, values, traceparents;
   keys.reserve(records.size());
   values.reserve(records.size());
+  traceparents.reserve(records.size());
   for (const auto& r : records) {
     keys.push_back(r.key);
     values.push_back(r.value);
+    traceparents.push_back(r.traceparent);
   }
-  c.query(enqueue_sql,
-          params().add(topic).add_text_array(keys).add_text_array(values).add(std::int64_t{now}));
+  c.query(enqueue_sql, params()
+                           .add(topic)
+                           .add_text_array(keys)
+                           .add_text_array(values)
+                           .add_text_array(traceparents)
+                           .add(std::int64_t{now}));
 }
 
 void outbox_change_events(connection& c, conversation_id conv, const change_events& events,
@@ -71,7 +78,7 @@ std::vector<outbox_entry> outbox_oldest(connection& c, std::size_t max) {
     outbox_entry e;
     e.id = r.int64(i, 0);
     e.topic = std::string(r.text(i, 1));
-    e.record = {std::string(r.text(i, 2)), std::string(r.text(i, 3))};
+    e.record = {std::string(r.text(i, 2)), std::string(r.text(i, 3)), std::string(r.text(i, 6))};
     e.attempts = static_cast<int>(r.int64(i, 4));
     e.created_at = r.int64(i, 5);
     out.push_back(std::move(e));
