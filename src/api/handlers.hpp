@@ -11,6 +11,7 @@
 #include "domain/auth_service.hpp"
 #include "domain/conversation_service.hpp"
 #include "domain/message_service.hpp"
+#include "domain/ports/counters.hpp"
 #include "domain/ports/store.hpp"
 #include "domain/upload_service.hpp"
 #include "obs/metrics.hpp"
@@ -40,6 +41,8 @@ struct api_services {
   std::atomic<bool>& ready;  // false until start-up catch-up is done, and while draining
   upload_service& files;
   std::vector<dependency_probe> probes = {};
+  // Shared counters (in-process, or Redis in cluster mode) for login throttling; none: off.
+  counters* limits = nullptr;
 };
 
 void register_auth_routes(route_table& routes, api_services& s);

@@ -28,6 +28,46 @@ bool is_form(const request& req) {
   return std::string_view(ct.data(), ct.size()).starts_with("application/x-www-form-urlencoded");
 }
 
+// Login throttling (SPEC §8): failed attempts counted per username and per client IP over a
+// minute; at the limit, further attempts get 429 without their password being checked (a
+// guessing attacker learns nothing, and pays no Argon2 hash of ours). Counter errors (Redis
+// down) let logins through: an outage of the counters must not lock everyone out.
+class login_throttle {
+ public:
+  login_throttle(api_services& s, const std::string& username, const std::string& ip)
+      : c_(s.limits),
+        user_limit_(s.cfg.auth.login_failures_per_user),
+        ip_limit_(s.cfg.auth.login_failures_per_ip),
+        user_key_("login-failures:user:" + username),
+        ip_key_("login-failures:ip:" + ip) {}
+
+  // True when either count already reached its limit.
+  awaitable<bool> blocked() {
+    co_return co_await reached(user_key_, user_limit_) || co_await reached(ip_key_, ip_limit_);
+  }
+  awaitable<void> failed() {
+    if (user_limit_ > 0) co_await add(user_key_, 1);
+    if (ip_limit_ > 0) co_await add(ip_key_, 1);
+  }
+  static constexpr int window_s = 60;
+
+ private:
+  awaitable<bool> reached(const std::string& key, int limit) {
+    if (limit <= 0) co_return false;
+    co_return co_await add(key, 0) >= limit;
+  }
+  // The count after adding `n`; 0 without counters or when they fail.
+  awaitable<std::int64_t> add(const std::string& key, std::int64_t n) {
+    if (c_ == nullptr) co_return 0;
+    auto r = co_await c_->add(key, n, std::chrono::seconds(window_s));
+    co_return r ? *r : 0;
+  }
+
+  counters* c_;
+  int user_limit_, ip_limit_;
+  std::string user_key_, ip_key_;
+};
+
 // The token request body as a JSON object, whether it came as JSON or as a form.
 result<json::object> token_body(const request& req) {
   if (!is_form(req)) return parse_json_body(req);
@@ -67,8 +107,18 @@ awaitable<response> do_token(api_services& s, request_context& ctx) {
     f.fail("grant_type", "must be password or client_credentials");
   }
   if (!f.ok()) co_return error_response(ctx.req, f.failure());
+  login_throttle throttle(s, *username, ctx.remote_ip);
+  if (co_await throttle.blocked()) {
+    co_return error_response(
+        ctx.req,
+        error{errc::rate_limited, "too many failed logins; retry later", "login_throttled"},
+        login_throttle::window_s);
+  }
   auto t = co_await s.auth.login(std::move(*username), std::move(*password));
-  if (!t) co_return error_response(ctx.req, t.err());
+  if (!t) {
+    if (t.err().code == errc::unauthenticated) co_await throttle.failed();
+    co_return error_response(ctx.req, t.err());
+  }
   co_return json_reply(ctx, http::status::ok, token_json(*t));
 }
 

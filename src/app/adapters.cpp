@@ -5,6 +5,8 @@
 
 #include "adapters/blob/fs/fs_blob_store.hpp"
 #include "adapters/blob/s3/s3_blob_store.hpp"
+#include "adapters/counters/inproc/inproc_counters.hpp"
+#include "adapters/counters/redis/redis_counters.hpp"
 #include "adapters/fanout/inproc/inproc_fanout.hpp"
 #include "adapters/fanout/redis/redis_fanout.hpp"
 #include "adapters/log/embedded/embedded_log.hpp"
@@ -76,20 +78,37 @@ std::unique_ptr<blob_store> make_blob_store(const config& cfg) {
   return std::make_unique<fs_blob_store>(dir);
 }
 
+namespace {
+// fanout.redis_url (redis://host[:port][/...]) as host and port.
+std::pair<std::string, int> redis_endpoint(const config& cfg) {
+  const std::string& url = cfg.fanout.redis_url;
+  if (url.empty()) missing("fanout.redis_url", "redis");
+  auto rest = url.substr(std::string_view("redis://").size());
+  if (auto slash = rest.find('/'); slash != std::string::npos) rest.resize(slash);
+  const auto colon = rest.rfind(':');
+  return {colon == std::string::npos ? rest : rest.substr(0, colon),
+          colon == std::string::npos ? 6379 : std::stoi(rest.substr(colon + 1))};
+}
+}  // namespace
+
 std::unique_ptr<fanout> make_fanout(const config& cfg, obs::metrics_registry& metrics) {
   if (cfg.fanout.backend == "redis") {
-    const std::string& url = cfg.fanout.redis_url;
-    if (url.empty()) missing("fanout.redis_url", "redis");
     redis_options o;
-    auto rest = url.substr(std::string_view("redis://").size());
-    if (auto slash = rest.find('/'); slash != std::string::npos) rest.resize(slash);
-    const auto colon = rest.rfind(':');
-    o.host = colon == std::string::npos ? rest : rest.substr(0, colon);
-    if (colon != std::string::npos) o.port = std::stoi(rest.substr(colon + 1));
+    std::tie(o.host, o.port) = redis_endpoint(cfg);
     o.channel_prefix = cfg.fanout.redis_channel_prefix;
     return std::make_unique<redis_fanout>(o, &metrics);
   }
   return std::make_unique<inproc_fanout>();
+}
+
+std::unique_ptr<counters> make_counters(const config& cfg) {
+  if (cfg.fanout.backend == "redis") {
+    redis_counters_options o;
+    std::tie(o.host, o.port) = redis_endpoint(cfg);
+    o.key_prefix = cfg.fanout.redis_channel_prefix + "counters:";
+    return std::make_unique<redis_counters>(o);
+  }
+  return std::make_unique<inproc_counters>();
 }
 
 }  // namespace chat4all::app

@@ -5,6 +5,7 @@
 
 #include "core/config.hpp"
 #include "domain/ports/blob_store.hpp"
+#include "domain/ports/counters.hpp"
 #include "domain/ports/event_log.hpp"
 #include "domain/ports/fanout.hpp"
 #include "domain/ports/store.hpp"
@@ -18,5 +19,8 @@ std::unique_ptr<event_log> make_event_log(const config& cfg, obs::metrics_regist
 // The blob store of blobs.backend (fs under <data_dir>/blobs by default, or S3).
 std::unique_ptr<blob_store> make_blob_store(const config& cfg);
 std::unique_ptr<fanout> make_fanout(const config& cfg, obs::metrics_registry& metrics);
+// Shared counters (login throttling): in Redis, under the fan-out's prefix, when the fan-out
+// is Redis (every instance counts in one place), in the process otherwise.
+std::unique_ptr<counters> make_counters(const config& cfg);
 
 }  // namespace chat4all::app

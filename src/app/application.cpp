@@ -227,6 +227,8 @@ int serve(config cfg) {
   std::atomic<bool> ready{false};
   api::route_table routes;
   api::api_services services{auth, conversations, messages, db, metrics, cfg, ready, files};
+  const auto limit_counters = make_counters(cfg);  // login throttling (SPEC §8)
+  services.limits = limit_counters.get();
   if (kafka != nullptr) {
     // Kafka unreachable: still ready when accepted messages can go to the outbox.
     services.probes.push_back({"log", [kafka, uses_outbox]() -> api::dependency_state {

@@ -73,6 +73,10 @@ struct auth_config {
   std::uint64_t argon2_opslimit = 2;            // libsodium OPSLIMIT_INTERACTIVE
   std::size_t argon2_memlimit_kib = 64 * 1024;  // libsodium MEMLIMIT_INTERACTIVE
   std::size_t token_cache_entries = 100000;
+  // Login throttling (SPEC §8): failed POST /auth/token attempts per minute, per username and
+  // per client IP; past either, the next attempts get 429 until the minute is over. 0 = off.
+  int login_failures_per_user = 10;
+  int login_failures_per_ip = 100;
 };
 
 struct limits_config {

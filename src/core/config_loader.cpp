@@ -291,6 +291,14 @@ std::vector<key_spec> build_specs() {
                       4 * mib, "Argon2id memory per password hash, in KiB."));
   v.push_back(integer("auth", "token_cache_entries", au(&auth_config::token_cache_entries), 1,
                       100000000, "Verified tokens kept in the validation cache at most."));
+  v.push_back(integer("auth", "login_failures_per_user", au(&auth_config::login_failures_per_user),
+                      0, 1000000,
+                      "Failed logins per username per minute; past it, logins for that username "
+                      "get 429 until the minute is over (0 = no limit)."));
+  v.push_back(integer("auth", "login_failures_per_ip", au(&auth_config::login_failures_per_ip), 0,
+                      1000000,
+                      "Failed logins per client IP per minute; past it, logins from that IP get "
+                      "429 until the minute is over (0 = no limit)."));
 
   const auto li = [](auto m) { return member(&config::limits, m); };
   v.push_back(integer("limits", "group_max_members", li(&limits_config::group_max_members), 3, 1000,

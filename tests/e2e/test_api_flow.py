@@ -468,6 +468,36 @@ class FanoutDownTest(ServerTestCase):
         wait_stored(self.api, alice.token, conv, [send_text(self.api, alice.token, conv, "still here")])
 
 
+class LoginThrottleTest(ServerTestCase):
+    """SPEC §8: failed logins are counted per username and per client IP for a minute; at the
+    limit the next attempts get 429 + Retry-After without the password being checked."""
+
+    server_env = {"CHAT4ALL_AUTH_LOGIN_FAILURES_PER_USER": "3", "CHAT4ALL_AUTH_LOGIN_FAILURES_PER_IP": "5"}
+
+    def login(self, name, password):
+        return self.api.post("/auth/token", json={"username": name, "password": password}, allow_429=True)
+
+    def test_failures_per_username_then_per_ip(self):
+        carol = User(self.api, "carol")
+        for _ in range(6):  # successes are not counted
+            self.assertEqual(self.login(carol.name, carol.password).status, 200)
+        alice = User(self.api, "alice")
+        for _ in range(3):
+            self.assertError(self.login(alice.name, "wrong password"), 401)
+        # The right password no longer helps: the username is throttled for the minute.
+        r = self.login(alice.name, alice.password)
+        self.assertError(r, 429, "login_throttled")
+        self.assertEqual(r.headers.get("Retry-After"), "60", r)
+        # Another username from the same IP: 2 more failures reach the IP's limit of 5 ...
+        bob = User(self.api, "bob")
+        for _ in range(2):
+            self.assertError(self.login(bob.name, "wrong password"), 401)
+        self.assertError(self.login(bob.name, bob.password), 429, "login_throttled")
+        self.assertError(self.login(carol.name, carol.password), 429, "login_throttled")
+        # ... while access tokens already issued keep working.
+        self.assertEqual(self.api.get("/auth/me", token=carol.token).status, 200)
+
+
 class TokenExpiryTest(ServerTestCase):
     """A real (not forged) access token expires after CHAT4ALL_AUTH_ACCESS_TTL_S."""
     server_env = {"CHAT4ALL_AUTH_ACCESS_TTL_S": "2"}

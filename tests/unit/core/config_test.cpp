@@ -352,7 +352,7 @@ TEST(config, documentation_lists_every_key) {
 
 TEST(config, describe_lists_every_key) {
   const std::string d = describe_config_keys();
-  EXPECT_EQ(config_keys().size(), 86u);  // one per field of chat4all::config
+  EXPECT_EQ(config_keys().size(), 88u);  // one per field of chat4all::config
   for (const auto& k : config_keys()) EXPECT_NE(d.find(k.key + " ("), std::string::npos) << k.key;
 }
 
