@@ -190,10 +190,12 @@ EOF
 
 cluster_id() {
   local f="$state/cluster.id"
-  if [[ ! -s $f ]]; then
-    # A Kafka cluster id is a base64url-encoded 16-byte UUID without padding.
+  # A Kafka cluster id is a base64url-encoded 16-byte UUID without padding. One that starts
+  # with "-" (1 in 64) is taken for an option by kafka-storage's argument parser ("--cluster-id:
+  # expected one argument"); Kafka's own random-uuid never makes one, nor do we.
+  while [[ ! -s $f || $(head -c 1 "$f") == - ]]; do
     head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$f"
-  fi
+  done
   cat "$f"
 }
 
