@@ -450,9 +450,10 @@ class WebSocketTest(WsCase):
 
 class SlowReaderTest(WsCase):
     # A send queue bound of 512 KiB (2 MiB while the socket still drains, see send_queue.hpp),
-    # so the 12 MB flood below is six times what a stalled reader may cost: a server that
+    # so the 40 MB flood below is twenty times what a stalled reader may cost: a server that
     # buffered without bound would grow by the whole flood. The fast reader has the same bound
-    # and keeps up (router batches of 100 x 4 KB = 400 KB).
+    # and keeps up: the flood goes out 100 messages (400 KB) at a time, each batch once the fast
+    # reader has the one before, so no burst exceeds its bound.
     server_env = {**WS_TEST_ENV, "CHAT4ALL_WS_SEND_QUEUE_MAX_BYTES": str(512 * 1024)}
 
 
@@ -481,13 +482,14 @@ class SlowReaderTest(WsCase):
                 reader_errors.append(repr(e))
 
         def flood(prefix, after_batch=lambda: None):
-            # n events in batches of 500, each sent once the fast reader has the one before (a
-            # Python reader sharing the GIL with this loop falls behind otherwise, and would be
-            # closed as a slow reader itself); returns the highest heap in use and RSS seen.
+            # n events in batches of 100 (400 KB, under the 512 KiB bound), each sent once the
+            # fast reader has the one before (a Python reader sharing the GIL with this loop
+            # falls behind otherwise, and would be closed as a slow reader itself: with batches
+            # of 500, 2 MB bursts, a CI run closed it); returns the highest heap and RSS seen.
             top_heap, top_rss = heap(), rss_kib(pid)
-            for i in range(0, n, 500):
+            for i in range(0, n, 100):
                 wait_for(lambda: len(received) >= i or reader_errors, 30, what="the fast reader")
-                send_batch(self.api, a.token, conv, [f"{prefix} {i + j} {filler}" for j in range(500)])
+                send_batch(self.api, a.token, conv, [f"{prefix} {i + j} {filler}" for j in range(100)])
                 top_heap, top_rss = max(top_heap, heap()), max(top_rss, rss_kib(pid))
                 after_batch()
             return top_heap, top_rss
