@@ -236,6 +236,17 @@ task<void> session::handle(std::string_view text) {
   }
   const char* name = action_name(a->kind);
   const conversation_id conv = a->conversation;
+  // Membership, for the actions whose use case does not check it itself. For unsubscribe it
+  // also bounds what the session remembers of the client's choices (dropped_) by the user's
+  // conversations, not by the ids a client can send.
+  if (a->kind == action_kind::typing || a->kind == action_kind::subscribe ||
+      a->kind == action_kind::unsubscribe) {
+    auto m = co_await gw_.svc.members.require_member(conv, who_.id);
+    if (!m) {
+      co_await reply_error(m.err(), name);
+      co_return;
+    }
+  }
   switch (a->kind) {
     case action_kind::send: {
       const auto id_text = a->send.message_id.str();
@@ -267,21 +278,11 @@ task<void> session::handle(std::string_view text) {
       co_return;
     }
     case action_kind::typing: {
-      auto m = co_await gw_.svc.members.require_member(conv, who_.id);
-      if (!m) {
-        co_await reply_error(m.err(), name);
-        co_return;
-      }
       gw_.svc.fan.publish(conversation_channel(conv),
                           typing_event(conv, who_.id, a->typing, now()));
       co_return;
     }
     case action_kind::subscribe: {
-      auto m = co_await gw_.svc.members.require_member(conv, who_.id);
-      if (!m) {
-        co_await reply_error(m.err(), name);
-        co_return;
-      }
       choose_subscribed(conv, true);
       if (add_subscription(conv)) co_await join_now(conv);
       {
@@ -291,13 +292,6 @@ task<void> session::handle(std::string_view text) {
       co_return;
     }
     case action_kind::unsubscribe: {
-      // Membership checked like subscribe: what the session remembers of the client's choice
-      // (dropped_) is bounded by the user's conversations, not by the ids a client can send.
-      auto m = co_await gw_.svc.members.require_member(conv, who_.id);
-      if (!m) {
-        co_await reply_error(m.err(), name);
-        co_return;
-      }
       choose_subscribed(conv, false);
       if (remove_subscription(conv)) {
         std::vector<std::string> gone{conversation_channel(conv)};
